@@ -1,0 +1,23 @@
+"""Circuit IR, layouts and compilers. See :mod:`quicq.circuits.ir` for the conventions."""
+
+from quicq.circuits.gates import GATES, GateSpec, shift_rule
+from quicq.circuits.ir import (
+    Circuit,
+    CircuitError,
+    Gate,
+    basis_index,
+    check_angles,
+    check_orders,
+    sector_dim,
+    sector_indices,
+    subsets,
+)
+from quicq.circuits.layouts import LAYOUTS, brick, build_layout, butterfly, pyramid, x_layout
+from quicq.circuits.pauli import code_indices, pauli, pauli_param_count, split_dimension
+
+__all__ = [
+    "GATES", "GateSpec", "shift_rule", "Circuit", "CircuitError", "Gate", "basis_index",
+    "check_angles", "check_orders", "sector_dim", "sector_indices", "subsets", "LAYOUTS",
+    "brick", "build_layout", "butterfly", "pyramid", "x_layout", "code_indices", "pauli",
+    "pauli_param_count", "split_dimension",
+]
