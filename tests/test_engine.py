@@ -148,7 +148,7 @@ def test_block_level_parameter_shift_is_exact(circ, k):
     def block(t):
         return pauli_columns(circ, t, 3) if k is None else sector_block(circ, t, k)
 
-    jac = torch.autograd.functional.jacobian(block, th)
+    jac = torch.autograd.functional.jacobian(block, th, vectorize=True)
     for slot in range(circ.n_params):
         name = circ.gates[circ.param_gates()[slot][0]].name
         s, fac = shift_rule(name)
