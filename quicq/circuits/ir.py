@@ -158,16 +158,21 @@ class Circuit:
             freqs.append(ws.pop() if ws else 0.0)
         return freqs
 
-    def layers(self) -> list[list[int]]:
-        """Greedy as-soon-as-possible layering: lists of gate indices with disjoint supports."""
+    def layers(self, *, by_support: bool = True) -> list[list[int]]:
+        """Greedy as-soon-as-possible layering: lists of gate indices on disjoint qubits.
+
+        ``by_support=False`` layers by the named qubits only, ignoring the qubits an FBS reads
+        between its pair: valid wherever FBS acts like RBS (the unary sector).
+        """
         free_at = [0] * self.n_qubits
         layers: list[list[int]] = []
         for i, g in enumerate(self.gates):
-            t = max(free_at[q] for q in g.support)
+            qs = g.support if by_support else g.qubits
+            t = max(free_at[q] for q in qs)
             if t == len(layers):
                 layers.append([])
             layers[t].append(i)
-            for q in g.support:
+            for q in qs:
                 free_at[q] = t + 1
         return layers
 

@@ -39,7 +39,7 @@ def unary_plan(circuit: Circuit) -> tuple[tuple[str, torch.Tensor, torch.Tensor,
             f"the unary block needs a Hamming-weight-preserving circuit; this one has {bad} gates"
         )
     steps = []
-    for layer in circuit.layers():
+    for layer in circuit.layers(by_support=False):  # FBS = RBS on the unary sector
         a, b, slots, zs = [], [], [], []
         for i in layer:
             g = circuit.gates[i]
