@@ -1,0 +1,1 @@
+"""Independent simulators used to cross-check the exact engine."""
