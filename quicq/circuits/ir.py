@@ -124,6 +124,11 @@ class Circuit:
             if not isinstance(g, Gate):
                 raise CircuitError(f"gate {i}: expected a Gate, got {type(g).__name__}")
             _check_gate(g, self.n_qubits, self.n_params, f"gate {i} ({g.name})")
+        # Circuits key many caches (plans, transpilations): hash the gate tuple once.
+        object.__setattr__(self, "_hash", hash((self.n_qubits, self.gates, self.n_params)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
 
     # ---- structure -------------------------------------------------------------------------
     @property

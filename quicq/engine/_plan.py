@@ -1,9 +1,11 @@
-"""Cached, device-independent execution plans for circuits (index tensors built once)."""
+"""Cached, device-independent execution plans for circuits (index arrays built once)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
@@ -17,7 +19,7 @@ def as_angles(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -> 
     """
     check_angles(circuit, angles)
     if not isinstance(angles, torch.Tensor):
-        angles = torch.as_tensor(angles, dtype=dtype or torch.float64)
+        angles = torch.as_tensor(np.asarray(angles, dtype=float), dtype=dtype or torch.float64)
     elif not angles.is_floating_point():
         angles = angles.to(dtype or torch.float64)
     elif dtype is not None:
@@ -25,33 +27,50 @@ def as_angles(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -> 
     return angles
 
 
-@lru_cache(maxsize=256)
-def unary_plan(circuit: Circuit) -> tuple[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor], ...]:
-    """Group the circuit's unary action into layers of row operations.
+@dataclass(frozen=True)
+class UnaryStep:
+    """One layer of the unary action.
 
-    Returns steps ``(kind, rows_a, rows_b, slots)``: kind "givens" (rbs/fbs on disjoint pairs,
-    applied at once) or "sign" (z gates: rows_a get negated). CZ is the identity on the unary
-    sector (|11⟩ has weight 2) and is dropped.
+    kind "givens": rbs/fbs gates on disjoint pairs (a[i], b[i]) with angle slots[i];
+    ``perm`` swaps each a[i] with b[i] (identity elsewhere), so a whole layer is
+    U ← C⊙U + S⊙U[perm] with C = cos on touched rows (1 elsewhere), S = −sin on rows a, +sin
+    on rows b (0 elsewhere). kind "sign": z gates negate rows a.
     """
+
+    kind: str
+    a: np.ndarray
+    b: np.ndarray
+    slots: np.ndarray
+    perm: np.ndarray
+    unique_slots: bool
+
+
+@lru_cache(maxsize=256)
+def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
+    """Layers of the circuit's action on the unary sector (CZ is the identity there)."""
     if not circuit.hw_preserving:
         bad = sorted({g.name for g in circuit.gates if g.name not in ("rbs", "fbs", "z", "cz")})
         raise CircuitError(
             f"the unary block needs a Hamming-weight-preserving circuit; this one has {bad} gates"
         )
+    n = circuit.n_qubits
     steps = []
     for layer in circuit.layers(by_support=False):  # FBS = RBS on the unary sector
         a, b, slots, zs = [], [], [], []
         for i in layer:
             g = circuit.gates[i]
-            if g.name in ("rbs", "fbs"):  # identical on the unary sector
+            if g.name in ("rbs", "fbs"):
                 a.append(g.qubits[0])
                 b.append(g.qubits[1])
                 slots.append(g.param)
             elif g.name == "z":
                 zs.append(g.qubits[0])
         if a:
-            steps.append(("givens", torch.tensor(a), torch.tensor(b), torch.tensor(slots)))
+            perm = np.arange(n)
+            perm[a], perm[b] = b, a
+            steps.append(UnaryStep("givens", np.array(a), np.array(b), np.array(slots), perm,
+                                   len(set(slots)) == len(slots)))
         if zs:
-            steps.append(("sign", torch.tensor(zs), torch.tensor([], dtype=torch.long),
-                          torch.tensor([], dtype=torch.long)))
+            empty = np.zeros(0, dtype=np.int64)
+            steps.append(UnaryStep("sign", np.array(zs), empty, empty, np.arange(n), True))
     return tuple(steps)

@@ -1,17 +1,133 @@
 """Unary (Hamming-weight-1) block of an RBS/FBS circuit: a product of Givens rotations.
 
 The block U has U[i, j] = ⟨e_i| C(θ) |e_j⟩. Gates on disjoint pairs commute, so each ASAP
-layer is applied as one vectorised row update (gather two row sets, mix, scatter back) —
-O(depth) tensor operations, no Python loop over entries, batched over any leading angle
-dimensions and differentiable by autograd.
+layer is one vectorised update U ← C⊙U + S⊙U[perm] (see :class:`quicq.engine._plan.UnaryStep`):
+O(depth) array operations, no loop over entries, batched over leading angle dimensions.
+
+Gradients come from a hand-written reverse pass (:class:`_GivensProduct`) instead of autograd
+tracing every layer: walking the layers backwards, the pre-layer state is recovered exactly by
+applying Gᵀ (the gates are orthogonal), so nothing per layer is stored, and the angle gradient
+of a gate on rows (a, b) is Σ_cols(Ū_b·U_a − Ū_a·U_b) with Ū the adjoint after the layer.
+On CPU the layer loop runs in numpy on the tensors' shared memory: at these sizes the loop is
+dispatch-bound, and numpy's per-call overhead is several times lower than torch's.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from quicq.circuits.ir import Circuit
-from quicq.engine._plan import as_angles, unary_plan
+from quicq.engine._plan import UnaryStep, as_angles, unary_plan
+
+
+class _Xp:
+    """The few array operations the layer loop needs, for numpy or torch (on any device)."""
+
+    def __init__(self, like):
+        self.torch = isinstance(like, torch.Tensor)
+        self.like = like
+        self._idx: dict[int, object] = {}
+
+    def idx(self, arr: np.ndarray):
+        if not self.torch:
+            return arr
+        key = id(arr)
+        if key not in self._idx:
+            self._idx[key] = torch.as_tensor(arr, device=self.like.device)
+        return self._idx[key]
+
+    def coefficients(self, th, step: UnaryStep, n: int, sign: float = 1.0):
+        """Per-row (C, S) of one Givens layer, shapes (..., n, 1); sign=−1 gives Gᵀ."""
+        t = th[..., self.idx(step.slots)]
+        c, s = (torch.cos(t), torch.sin(t)) if self.torch else (np.cos(t), np.sin(t))
+        shape = th.shape[:-1] + (n,)
+        if self.torch:
+            C = torch.ones(shape, dtype=th.dtype, device=th.device)
+            S = torch.zeros(shape, dtype=th.dtype, device=th.device)
+        else:
+            C, S = np.ones(shape, dtype=th.dtype), np.zeros(shape, dtype=th.dtype)
+        a, b = self.idx(step.a), self.idx(step.b)
+        C[..., a] = c
+        C[..., b] = c
+        S[..., a] = -sign * s
+        S[..., b] = sign * s
+        return C[..., None], S[..., None]
+
+
+def _forward(U, th, steps, n: int):
+    """Return G_m ⋯ G_1 U (U is consumed)."""
+    xp = _Xp(U)
+    for step in steps:
+        if step.kind == "sign":
+            U[..., xp.idx(step.a), :] *= -1
+            continue
+        C, S = xp.coefficients(th, step, n)
+        U = C * U + S * U[..., xp.idx(step.perm), :]
+    return U
+
+
+def _backward(U, A, th, grad, steps, n: int) -> None:
+    """Layers reversed: U ← GᵀU, A ← GᵀA, grad += ∂L/∂θ (A = ∂L/∂U after each layer)."""
+    xp = _Xp(U)
+    for step in reversed(steps):
+        a = xp.idx(step.a)
+        if step.kind == "sign":
+            U[..., a, :] *= -1
+            A[..., a, :] *= -1
+            continue
+        perm = xp.idx(step.perm)
+        Up = U[..., perm, :]
+        # row-wise ⟨A_r, U_partner(r)⟩: the gate gradient is D[b] − D[a]
+        D = (A * Up).sum(-1)
+        g = D[..., xp.idx(step.b)] - D[..., a]
+        slots = xp.idx(step.slots)
+        if step.unique_slots:
+            grad[..., slots] += g
+        elif xp.torch:
+            grad.index_add_(-1, slots, g)
+        else:
+            np.add.at(grad, (..., slots), g)
+        C, S = xp.coefficients(th, step, n, sign=-1.0)  # Gᵀ
+        U[...] = C * U + S * Up
+        A[...] = C * A + S * A[..., perm, :]
+
+
+def _cpu_numpy(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
+class _GivensProduct(torch.autograd.Function):
+    """U(θ) = G_m ⋯ G_1 with an exact, storage-free reverse pass."""
+
+    @staticmethod
+    def forward(ctx, th: torch.Tensor, circuit: Circuit) -> torch.Tensor:  # type: ignore[override]
+        n = circuit.n_qubits
+        steps = unary_plan(circuit)
+        I = torch.eye(n, dtype=th.dtype, device=th.device).expand(*th.shape[:-1], n, n).clone()
+        if _cpu_numpy(th):
+            U = torch.from_numpy(np.ascontiguousarray(_forward(I.numpy(), th.detach().numpy(), steps, n)))
+        else:
+            U = _forward(I, th.detach(), steps, n)
+        ctx.circuit = circuit
+        ctx.save_for_backward(th, U)
+        return U
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_U: torch.Tensor):  # type: ignore[override]
+        th, U_final = ctx.saved_tensors
+        n = ctx.circuit.n_qubits
+        steps = unary_plan(ctx.circuit)
+        U = U_final.clone()
+        A = grad_U.to(th.dtype).expand_as(U).clone()
+        grad = torch.zeros_like(th)
+        if _cpu_numpy(th):
+            _backward(U.numpy(), A.numpy(), th.numpy(), grad.numpy(), steps, n)
+        else:
+            _backward(U, A, th, grad, steps, n)
+        return grad, None
 
 
 def unary_block(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -19,22 +135,8 @@ def unary_block(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -
 
     RBS and FBS act identically on the unary sector (no qubit between a and b is set), Z
     negates e_a, CZ is the identity there. Other gates (ry, h, x, mcry) raise CircuitError.
+    Differentiable once (first-order gradients) with respect to ``angles``.
     """
     th = as_angles(circuit, angles, dtype=dtype)
-    n = circuit.n_qubits
-    batch = th.shape[:-1]
-    U = torch.eye(n, dtype=th.dtype, device=th.device).expand(*batch, n, n)
-    for kind, rows_a, rows_b, slots in unary_plan(circuit):
-        rows_a = rows_a.to(th.device)
-        if kind == "sign":
-            sign = torch.ones(n, dtype=th.dtype, device=th.device)
-            sign = sign.index_fill(0, rows_a, -1.0)
-            U = U * sign[:, None]
-            continue
-        rows_b, slots = rows_b.to(th.device), slots.to(th.device)
-        t = th.index_select(-1, slots)
-        c, s = torch.cos(t)[..., None], torch.sin(t)[..., None]
-        ua, ub = U.index_select(-2, rows_a), U.index_select(-2, rows_b)
-        # Givens on (a, b): new e_a row = c·row_a − s·row_b, new row_b = s·row_a + c·row_b.
-        U = U.index_copy(-2, rows_a, c * ua - s * ub).index_copy(-2, rows_b, s * ua + c * ub)
-    return U
+    unary_plan(circuit)  # validates the gate set before any work
+    return _GivensProduct.apply(th, circuit)
