@@ -1,0 +1,496 @@
+"""Compile the quicq IR to Qiskit and read Qiskit circuits back.
+
+Conventions (DESIGN §2):
+
+* IR qubit j is Qiskit qubit j. Qiskit's statevectors and ``Operator`` matrices are
+  little-endian (qubit 0 is the *least* significant bit) while quicq writes qubit 0 first;
+  compare through ``Operator(qc).reverse_qargs()`` or by indexing states explicitly.
+* ``rbs`` and ``fbs`` become the named gates :class:`RBSGate` and :class:`FBSGate`, whose
+  definitions are built from :data:`quicq.circuits.gates.RBS_DECOMPOSITION` (h, cz, ry), so
+  drawings read "rbs"/"fbs" and ``transpile`` can lower them to any basis.
+  ``RBSGate(θ)`` on qubits [a, b] equals ``XXPlusYYGate(2θ, beta=+π/2)`` on [a, b].
+* An IR ``fbs`` on (a, b) becomes one :class:`FBSGate` of width w = b − a + 1 applied to the
+  qubits a, a+1, …, b *in increasing order*: its first argument is a, its last is b, the ones
+  in between only contribute the parity sign. FBS_ab(θ) = P · RBS_ab(θ) · P with
+  P = ∏_{a<c<b} CZ(c, a).
+* ``mcry`` on (*controls, target) with control values (v_0, …, v_{k−1}) becomes
+  ``RYGate(θ).control(k, ctrl_state=Σ v_i·2^i)``: in Qiskit's integer control state bit i is
+  control i (the rightmost character of the equivalent bit string is the first control).
+  An ``mcry`` with no controls is exported as a plain ``RYGate`` (same matrix) and therefore
+  reads back as ``ry``.
+* Parameter slot i is ``ParameterVector("θ", n_params)[i]``; gates sharing a slot share the
+  parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import (
+    AnnotatedOperation,
+    ControlledGate,
+    ControlModifier,
+    Parameter,
+    ParameterExpression,
+    ParameterVector,
+    ParameterVectorElement,
+    QuantumCircuit,
+)
+from qiskit.circuit import Gate as QiskitGate
+from qiskit.circuit.library import CZGate, HGate, RYGate, XGate, XXPlusYYGate, ZGate
+from qiskit.quantum_info import Statevector
+
+from quicq.circuits._angles import angle_vector
+from quicq.circuits.gates import RBS_DECOMPOSITION
+from quicq.circuits.ir import Circuit, CircuitError, Gate
+
+__all__ = ["SUPPORTED_QISKIT_GATES", "FBSGate", "RBSGate", "from_qiskit", "mcry_gate", "to_qiskit"]
+
+SUPPORTED_QISKIT_GATES = (
+    "rbs, fbs (also fbs_<w> from OpenQASM), ry, controlled ry (cry / RYGate.control(k), "
+    "mcry_<bits> from OpenQASM), cz, z, x, h, xx_plus_yy(2θ, beta=±π/2); "
+    "barrier and measure are ignored"
+)
+
+# Gates named like ours but not built by this module (e.g. parsed from OpenQASM) are checked
+# against our matrices when at most this many qubits wide; wider ones are trusted by name.
+_VERIFY_MAX_QUBITS = 16
+_VERIFY_ANGLES = (0.3719, -1.2087)
+_VERIFY_ATOL = 1e-9
+
+
+class RBSGate(QiskitGate):
+    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (DESIGN §2).
+
+    On qubits [a, b]: identity on |00⟩, |11⟩ and [[cos θ, sin θ], [−sin θ, cos θ]] on
+    span{|01⟩, |10⟩} with qubit a written first; equal to ``XXPlusYYGate(2θ, π/2)``.
+    """
+
+    def __init__(self, theta: Any, label: str | None = None) -> None:
+        super().__init__("rbs", 2, [theta], label=label)
+
+    def _define(self) -> None:
+        theta = self.params[0]
+        qc = QuantumCircuit(2, name=self.name)
+        for name, qubits, mult in RBS_DECOMPOSITION:
+            if name == "ry":
+                qc.append(RYGate(mult * theta), list(qubits))
+            else:
+                qc.append(_FIXED[name](), list(qubits))
+        self.definition = qc
+
+    def inverse(self, annotated: bool = False) -> RBSGate:
+        """RBS(θ)⁻¹ = RBS(−θ)."""
+        return RBSGate(-self.params[0])
+
+
+class FBSGate(QiskitGate):
+    """quicq's FBS(θ) across ``num_qubits`` consecutive qubits [a, a+1, …, b].
+
+    RBS on the two end qubits whose off-diagonal terms carry (−1)^(parity of the qubits in
+    between); built as P · RBS(θ) · P with P = ∏ CZ(c, a) over the middle qubits c. Width 2
+    is exactly RBS (it keeps the name "fbs" so the IR gate survives a round trip).
+    """
+
+    def __init__(self, theta: Any, num_qubits: int = 2, label: str | None = None) -> None:
+        if not isinstance(num_qubits, (int, np.integer)) or num_qubits < 2:
+            raise CircuitError(f"an fbs gate spans at least 2 qubits, got num_qubits={num_qubits!r}")
+        super().__init__("fbs", int(num_qubits), [theta], label=label)
+
+    def _define(self) -> None:
+        theta = self.params[0]
+        w = self.num_qubits
+        qc = QuantumCircuit(w, name=self.name)
+        for c in range(1, w - 1):
+            qc.cz(c, 0)
+        qc.append(RBSGate(theta), [0, w - 1])
+        for c in range(1, w - 1):
+            qc.cz(c, 0)
+        self.definition = qc
+
+    def inverse(self, annotated: bool = False) -> FBSGate:
+        """FBS(θ)⁻¹ = FBS(−θ)."""
+        return FBSGate(-self.params[0], self.num_qubits)
+
+
+_FIXED: dict[str, type[QiskitGate]] = {"cz": CZGate, "z": ZGate, "x": XGate, "h": HGate}
+
+
+def mcry_gate(theta: Any, ctrl_state: Sequence[int]) -> QiskitGate:
+    """The Qiskit gate of an IR ``mcry``: RY(θ) on the last qubit, controlled on the others.
+
+    ``ctrl_state[i]`` is the value control i must have; Qiskit's integer control state has
+    control i at bit i. With no controls this is a plain ``RYGate``.
+    """
+    k = len(ctrl_state)
+    if k == 0:
+        return RYGate(theta)
+    state = sum(int(v) << i for i, v in enumerate(ctrl_state))
+    # annotated=False: a concrete ControlledGate (Qiskit ≥ 3 would default to an annotation)
+    return RYGate(theta).control(k, ctrl_state=state, annotated=False)
+
+
+def to_qiskit(circuit: Circuit, angles: Any = None, *, name: str | None = None) -> QuantumCircuit:
+    """Compile ``circuit`` to a Qiskit ``QuantumCircuit`` on ``circuit.n_qubits`` qubits.
+
+    Args:
+        circuit: the IR circuit.
+        angles: ``None`` for a parametrised circuit (slot i ↦ ``θ[i]`` of one
+            ``ParameterVector``), or one vector of ``n_params`` finite floats to bind.
+        name: circuit name; defaults to the layout name.
+
+    Gate mapping and qubit order: see the module docstring.
+    """
+    if not isinstance(circuit, Circuit):
+        raise CircuitError(f"to_qiskit expects a quicq Circuit, got {type(circuit).__name__}")
+    if angles is None:
+        theta: Any = ParameterVector("θ", circuit.n_params)
+    else:
+        theta = angle_vector(circuit, angles).tolist()
+    qc = QuantumCircuit(circuit.n_qubits, name=name or str(circuit.meta.get("layout", "quicq")))
+    for g in circuit.gates:
+        arg = None if g.param is None else theta[g.param]
+        if g.name == "rbs":
+            qc.append(RBSGate(arg), list(g.qubits))
+        elif g.name == "fbs":
+            a, b = g.qubits
+            qc.append(FBSGate(arg, b - a + 1), list(range(a, b + 1)))
+        elif g.name == "ry":
+            qc.append(RYGate(arg), list(g.qubits))
+        elif g.name == "mcry":
+            qc.append(mcry_gate(arg, g.ctrl_state or ()), list(g.qubits))
+        elif g.name in _FIXED:
+            qc.append(_FIXED[g.name](), list(g.qubits))
+        else:  # pragma: no cover - Circuit validation only admits known gates
+            raise CircuitError(f"to_qiskit: no Qiskit mapping for gate {g.name!r}")
+    return qc
+
+
+# ---------------------------------------------------------------------------------------------
+# Qiskit → IR
+# ---------------------------------------------------------------------------------------------
+
+_FBS_NAME = re.compile(r"^fbs(?:_(\d+))?$")
+_MCRY_NAME = re.compile(r"^mcry_([01]+)$")
+_INDEXED_NAME = re.compile(r"^(.*?)(?:\[(\d+)\]|_(\d+))$")
+
+
+class _Angle:
+    """A gate angle read from Qiskit: a bound float or a bare free Parameter."""
+
+    __slots__ = ("param", "value")
+
+    def __init__(self, value: float | None = None, param: Parameter | None = None) -> None:
+        self.value, self.param = value, param
+
+    def negated(self) -> _Angle:
+        assert self.value is not None, "only bound angles can be negated"
+        return _Angle(value=-self.value)
+
+
+def _read_angle(p: Any, where: str) -> _Angle:
+    """A gate parameter → _Angle; expressions other than a bare parameter are rejected."""
+    if isinstance(p, Parameter):
+        return _Angle(param=p)
+    if isinstance(p, ParameterExpression):
+        if p.parameters:
+            raise CircuitError(
+                f"{where}: angle expression {p} is not supported; every angle must be a number "
+                f"or a bare Parameter (one parameter slot), not an expression of one"
+            )
+        p = complex(p)
+        if abs(p.imag) > 0:
+            raise CircuitError(f"{where}: complex angle {p}")
+        p = p.real
+    try:
+        value = float(p)
+    except (TypeError, ValueError) as exc:
+        raise CircuitError(f"{where}: cannot read angle {p!r}") from exc
+    if not math.isfinite(value):
+        raise CircuitError(f"{where}: non-finite angle {value}")
+    return _Angle(value=value)
+
+
+def _read_half_angle(p: Any, where: str) -> _Angle:
+    """XXPlusYY(φ, β) has φ = 2θ: return θ (φ/2, or p for the expression 2·p)."""
+    if isinstance(p, ParameterExpression) and p.parameters:
+        params = list(p.parameters)
+        if len(params) == 1 and p == 2 * params[0]:
+            return _Angle(param=params[0])
+        raise CircuitError(
+            f"{where}: xx_plus_yy angle {p} is not 2·(bare parameter), so it is no single RBS slot"
+        )
+    a = _read_angle(p, where)
+    return _Angle(value=a.value / 2)
+
+
+def _definitions_to_check(op: QiskitGate) -> tuple[tuple, list[tuple[float, QuantumCircuit]]]:
+    """(cache key, [(θ, definition at θ)]) for checking a foreign gate's body.
+
+    Symbolic bodies (OpenQASM 3 inputs) are bound to two generic angles, which checks the
+    gate once for all its uses. A bound gate (OpenQASM 2) is checked at its own angle, so
+    every distinct angle in the program is checked: the import is exact for each gate used.
+    """
+    p = op.params[0]
+    if isinstance(p, ParameterExpression) and p.parameters:
+        definition = op.definition
+        if definition is None:
+            return (op.name, op.num_qubits), []
+        return (op.name, op.num_qubits), [
+            (t, definition.assign_parameters({q: t for q in p.parameters}, strict=False))
+            for t in _VERIFY_ANGLES
+        ]
+    value = _read_angle(p, op.name).value
+    own = [] if op.definition is None else [(value, op.definition)]
+    return (op.name, op.num_qubits, value), own
+
+
+def _check_named_like_ours(
+    op: QiskitGate, kind: str, expected: Callable[[float], QiskitGate], seen: set, where: str
+) -> None:
+    """Check that a foreign gate named like one of ours (e.g. parsed from OpenQASM) has our matrix.
+
+    A file may define ``gate rbs(theta) a, b { … }`` with another sign convention; trusting the
+    name would silently flip angles (DESIGN §2), so its body is compared with our matrix
+    (cost: one statevector evolution per distinct bound angle, or two per symbolic gate name).
+    Gates wider than ``_VERIFY_MAX_QUBITS`` are trusted by name (their matrix is too large).
+    ``seen`` caches what was already checked in this import.
+    """
+    if op.num_qubits > _VERIFY_MAX_QUBITS or (op.name, op.num_qubits) in seen:
+        return
+    key, checks = _definitions_to_check(op)
+    if key in seen:
+        return
+    if not checks:
+        raise CircuitError(
+            f"{where}: gate {op.name!r} is named like quicq's {kind} but has no definition to check"
+        )
+    probe = _probe_state(op.num_qubits)
+    for t, definition in checks:
+        try:
+            got = probe.evolve(definition).data
+        except Exception as exc:  # noqa: BLE001 - a body we cannot evaluate cannot be trusted
+            raise CircuitError(f"{where}: cannot evaluate the definition of {op.name!r}: {exc}") from exc
+        err = float(np.max(np.abs(got - probe.evolve(expected(t)).data)))
+        if err > _VERIFY_ATOL:
+            raise CircuitError(
+                f"{where}: gate {op.name!r} is named like quicq's {kind} but its definition is a "
+                f"different operation (max deviation {err:.3g} at θ={t}); quicq's convention is "
+                f"DESIGN §2 (RBS = XXPlusYY(2θ, +π/2)). Rename the gate or fix its body."
+            )
+    seen.add(key)
+
+
+def _probe_state(n_qubits: int) -> Statevector:
+    """A fixed random complex state: two circuits agree on it only if their unitaries are equal
+    (a difference U − V annihilates a generic vector with probability 0). Costs O(gates·2^n)
+    instead of the O(gates·4^n) of building ``Operator`` matrices."""
+    rng = np.random.default_rng(20240607 + n_qubits)
+    v = rng.normal(size=1 << n_qubits) + 1j * rng.normal(size=1 << n_qubits)
+    return Statevector(v / np.linalg.norm(v))
+
+
+def _oriented(angle: _Angle, forward: bool, where: str, kind: str) -> _Angle:
+    """The angle of the IR gate on (min, max) qubits: negated when the gate was applied reversed.
+
+    rbs/fbs on (b, a) equal rbs/fbs on (a, b) of the negated angle; a negated *free*
+    parameter is not a slot, so that case is an error.
+    """
+    if forward:
+        return angle
+    if angle.param is not None:
+        raise CircuitError(
+            f"{where}: {kind} with the larger qubit first equals {kind}(−θ) on the sorted "
+            f"qubits, and θ={angle.param} is a free parameter (−θ is not a slot); bind the "
+            f"angles or put the smaller qubit first"
+        )
+    return angle.negated()
+
+
+def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Circuit, np.ndarray | None]:
+    """Read a Qiskit circuit back into the IR.
+
+    Returns ``(circuit, angles)``:
+
+    * If the circuit has free parameters, every distinct parameter becomes one slot and
+      ``angles`` is ``None``. Slot order: the element index when all parameters belong to one
+      ``ParameterVector`` (its length is the slot count, so unused slots survive); else the
+      index i when all names look like ``<prefix>[i]`` or ``<prefix>_i`` with one prefix
+      (OpenQASM 3 inputs ``theta_i``; slot count max i + 1); else Qiskit's parameter order
+      (sorted by name). Every angle must be a bare parameter; expressions are rejected.
+    * If everything is bound, each parametric gate gets its own slot, in gate order, and the
+      values are returned as a float64 array. Shared slots cannot be recovered from numbers.
+
+    ``n_params`` raises the slot count (e.g. for trailing slots no gate reads).
+
+    Gates: see :data:`SUPPORTED_QISKIT_GATES`. ``rbs``/``fbs``/``xx_plus_yy`` applied with the
+    qubit order reversed, and ``xx_plus_yy`` with beta = −π/2, equal RBS/FBS of the negated
+    angle: fine for bound angles, rejected for free ones (−θ is not a slot). Barriers and
+    measurements are dropped (the IR is unitary; measurement is chosen by the block estimator).
+    A nonzero global phase is rejected: it would change block signs.
+    """
+    if not isinstance(qc, QuantumCircuit):
+        raise CircuitError(f"from_qiskit expects a qiskit QuantumCircuit, got {type(qc).__name__}")
+    try:
+        phase = float(qc.global_phase)
+    except TypeError as exc:
+        raise CircuitError(f"circuit {qc.name!r} has a symbolic global phase {qc.global_phase}") from exc
+    if not math.isclose(math.remainder(phase, 2 * math.pi), 0.0, abs_tol=1e-12):
+        raise CircuitError(
+            f"circuit {qc.name!r} has global phase {phase}; the IR has none (a phase of π would "
+            f"flip every block sign)"
+        )
+
+    parsed: list[tuple[str, tuple[int, ...], _Angle | None, tuple[int, ...] | None]] = []
+    seen: set = set()
+    for pos, inst in enumerate(qc.data):
+        op = inst.operation
+        name = op.name
+        qubits = tuple(qc.find_bit(q).index for q in inst.qubits)
+        where = f"instruction {pos} ({name} on qubits {list(qubits)})"
+        if name in ("barrier", "measure"):
+            continue
+        # foreign gates named like ours (OpenQASM imports); their bodies are checked below
+        one_angle = len(op.params) == 1
+        fbs_match = _FBS_NAME.match(name)
+        named_fbs = bool(fbs_match) and one_angle and op.num_qubits >= 2 and (
+            fbs_match.group(1) is None or int(fbs_match.group(1)) == op.num_qubits)
+        mcry_match = _MCRY_NAME.match(name)
+        named_mcry = bool(mcry_match) and one_angle and op.num_qubits == len(mcry_match.group(1)) + 1
+
+        if isinstance(op, RBSGate) or (name == "rbs" and one_angle and op.num_qubits == 2):
+            if not isinstance(op, RBSGate):
+                _check_named_like_ours(op, "rbs", RBSGate, seen, where)
+            angle = _read_angle(op.params[0], where)
+            a, b = qubits
+            parsed.append(("rbs", (min(a, b), max(a, b)), _oriented(angle, a < b, where, "rbs"), None))
+
+        elif isinstance(op, FBSGate) or named_fbs:
+            w = op.num_qubits
+            if not isinstance(op, FBSGate):
+                _check_named_like_ours(op, "fbs", lambda t, w=w: FBSGate(t, w), seen, where)
+            first, last = qubits[0], qubits[-1]
+            a, b = min(first, last), max(first, last)
+            if set(qubits[1:-1]) != set(range(a + 1, b)):
+                raise CircuitError(
+                    f"{where}: an fbs gate must act on its end qubits a, b first and last and on "
+                    f"exactly the qubits strictly between them in the middle"
+                )
+            angle = _read_angle(op.params[0], where)
+            parsed.append(("fbs", (a, b), _oriented(angle, first < last, where, "fbs"), None))
+
+        elif isinstance(op, RYGate):
+            parsed.append(("ry", qubits, _read_angle(op.params[0], where), None))
+
+        elif (isinstance(op, ControlledGate) and isinstance(op.base_gate, RYGate)
+              and op.num_qubits == op.num_ctrl_qubits + 1):
+            k = op.num_ctrl_qubits
+            cs = tuple((op.ctrl_state >> i) & 1 for i in range(k))
+            parsed.append(("mcry", qubits, _read_angle(op.base_gate.params[0], where), cs))
+
+        elif _annotated_controlled_ry(op):
+            (mod,) = op.modifiers
+            cs = tuple((int(mod.ctrl_state) >> i) & 1 for i in range(mod.num_ctrl_qubits))
+            parsed.append(("mcry", qubits, _read_angle(op.base_op.params[0], where), cs))
+
+        elif named_mcry:
+            cs = tuple(int(c) for c in mcry_match.group(1))
+            _check_named_like_ours(op, "mcry", lambda t, cs=cs: mcry_gate(t, cs), seen, where)
+            parsed.append(("mcry", qubits, _read_angle(op.params[0], where), cs))
+
+        elif isinstance(op, XXPlusYYGate):
+            beta = _read_angle(op.params[1], where).value
+            if beta is None:
+                raise CircuitError(f"{where}: xx_plus_yy needs a bound beta (±π/2), got {op.params[1]}")
+            if math.isclose(beta, math.pi / 2, abs_tol=1e-12):
+                sign = 1
+            elif math.isclose(beta, -math.pi / 2, abs_tol=1e-12):
+                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the DESIGN §2 trap
+            else:
+                raise CircuitError(
+                    f"{where}: xx_plus_yy with beta={beta} is complex; only beta = ±π/2 is an RBS"
+                )
+            a, b = qubits
+            if a > b:  # swapping the qubits flips beta
+                sign = -sign
+            angle = _read_half_angle(op.params[0], where)
+            if sign < 0:
+                if angle.param is not None:
+                    raise CircuitError(
+                        f"{where}: xx_plus_yy(2θ, beta={beta}) on qubits {list(qubits)} equals "
+                        f"RBS_{min(a, b)}{max(a, b)}(−θ); a negated free parameter is not a slot. "
+                        f"Bind the angles, or use beta=+π/2 with the smaller qubit first."
+                    )
+                angle = angle.negated()
+            parsed.append(("rbs", (min(a, b), max(a, b)), angle, None))
+
+        elif name in _FIXED and isinstance(op, _FIXED[name]):
+            parsed.append((name, qubits, None, None))
+
+        else:
+            raise CircuitError(f"{where}: unsupported gate {name!r}; supported: {SUPPORTED_QISKIT_GATES}")
+
+    free = set(qc.parameters)
+    n_bound = sum(1 for _, _, a, _ in parsed if a is not None and a.value is not None)
+    if free and n_bound:
+        raise CircuitError(
+            f"circuit {qc.name!r} mixes bound angles ({n_bound} gates) and free parameters "
+            f"({sorted(p.name for p in free)}); bind all of them or none"
+        )
+
+    meta = {"source": "qiskit", "name": qc.name}
+    gates: list[Gate] = []
+    if free:
+        slot_of, count = _slot_order(qc, free)
+        if n_params is not None:
+            if n_params < count:
+                raise CircuitError(f"n_params={n_params} is less than the {count} slots found")
+            count = n_params
+        for name, qubits, angle, cs in parsed:
+            gates.append(Gate(name, qubits, None if angle is None else slot_of[angle.param], cs))
+        return Circuit(qc.num_qubits, tuple(gates), count, meta), None
+
+    values: list[float] = []
+    for name, qubits, angle, cs in parsed:
+        slot = None
+        if angle is not None:
+            slot = len(values)
+            values.append(angle.value)
+        gates.append(Gate(name, qubits, slot, cs))
+    count = len(values)
+    if n_params is not None:
+        if n_params < count:
+            raise CircuitError(f"n_params={n_params} is less than the {count} bound angles found")
+        values += [0.0] * (n_params - count)
+        count = n_params
+    return Circuit(qc.num_qubits, tuple(gates), count, meta), np.asarray(values, dtype=np.float64)
+
+
+def _annotated_controlled_ry(op: Any) -> bool:
+    """``RYGate(θ).control(k, annotated=True)``: an annotation with one control modifier."""
+    return (
+        isinstance(op, AnnotatedOperation)
+        and isinstance(op.base_op, RYGate)
+        and len(op.modifiers) == 1
+        and isinstance(op.modifiers[0], ControlModifier)
+    )
+
+
+def _slot_order(qc: QuantumCircuit, free: set) -> tuple[dict[Any, int], int]:
+    """Map each free parameter to a slot (rules in :func:`from_qiskit`)."""
+    params = list(qc.parameters)  # Qiskit order: sorted by name, vector elements by index
+    if all(isinstance(p, ParameterVectorElement) for p in params):
+        vectors = {id(p.vector) for p in params}
+        if len(vectors) == 1:
+            return {p: p.index for p in params}, len(params[0].vector)
+    matches = [_INDEXED_NAME.match(p.name) for p in params]
+    if all(matches):
+        prefixes = {m.group(1) for m in matches}
+        idx = [int(m.group(2) or m.group(3)) for m in matches]
+        if len(prefixes) == 1 and len(set(idx)) == len(idx):
+            return dict(zip(params, idx)), max(idx) + 1
+    return {p: i for i, p in enumerate(params)}, len(params)
