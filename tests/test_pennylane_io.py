@@ -246,7 +246,7 @@ def test_bad_angles_are_rejected():
         pennylane_unary_block(circuit, torch.tensor([0.0, math.inf, 0.0]))
     with pytest.raises(CircuitError, match=r"expected shape \(\.\.\., 3\)"):
         pennylane_unary_block(circuit, [0.1, 0.2])
-    with pytest.raises(CircuitError, match="one angle setting"):
+    with pytest.raises(CircuitError, match="one angle vector"):
         pennylane_unary_block(circuit, np.zeros((2, 3)))
 
 

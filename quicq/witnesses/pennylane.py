@@ -17,24 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from quicq.circuits.ir import Circuit, CircuitError, check_angles, sector_indices
+from quicq.circuits._angles import angle_vector
+from quicq.circuits.ir import Circuit, CircuitError, sector_indices
 from quicq.circuits.pennylane_io import _import_pennylane, to_pennylane
 
 # quicq circuits have real gates only, so every amplitude is real; a larger imaginary part
 # means a gate was mapped wrongly, and the witness says so instead of dropping it.
 _IMAG_TOL = 1e-9
-
-
-def _angles_1d(circuit: Circuit, angles: Any) -> np.ndarray:
-    if hasattr(angles, "detach"):  # torch tensor
-        angles = angles.detach().cpu().numpy()
-    check_angles(circuit, angles)
-    arr = np.asarray(angles, dtype=np.float64)
-    if arr.ndim != 1:
-        raise CircuitError(
-            f"pennylane_block: expected one angle setting of shape ({circuit.n_params},), got {arr.shape}"
-        )
-    return arr
 
 
 def _indices(name: str, values: Sequence[int], n: int) -> list[int]:
@@ -66,7 +55,7 @@ def pennylane_block(
     """
     qml = _import_pennylane()
     n = circuit.n_qubits
-    theta = _angles_1d(circuit, angles)
+    theta = angle_vector(circuit, angles)
     ins, outs = _indices("input", inputs, n), _indices("output", outputs, n)
     if isinstance(device, str):
         dev = qml.device(device, wires=n)
