@@ -1,0 +1,267 @@
+"""Adapter configurations: what to adapt and how, as plain dataclasses (peft's style).
+
+Two methods (DESIGN §4):
+
+* :class:`QuICConfig` — QuIC compound adapters: a frozen layer's output (or input) is split into
+  blocks, each rotated by ⊕_k C_k(A_i) ⊕ I with A_i an n×n orthogonal matrix given by circuit
+  angles (pyramid, X, butterfly, brick) or a Cayley matrix.
+* :class:`QuantumPEFTConfig` — Quantum-PEFT: ΔW = scale·U·diag(λ)·Vᵀ with U, V the first ``rank``
+  columns of Pauli-circuit orthogonal matrices.
+
+Targeting follows peft exactly so existing habits carry over: ``target_modules`` is a list of
+names (a module matches when its qualified name equals an entry or ends with ``"." + entry``),
+a regex string (must match the whole name), or ``"all-linear"`` (every Linear / Conv1D except
+the output head of a transformers model). ``exclude_modules`` uses the same rules and wins over
+``target_modules``; ``modules_to_save`` names extra modules (e.g. a fresh classifier) that are
+trained in full and saved with the adapter.
+
+Everything that can be checked without a model is checked in ``__post_init__``; what depends on
+module sizes (blocks that cannot fit, a rank above the layer width) is checked when the adapter
+is planned against a model, with the module's name and size in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "METHODS",
+    "QUIC_PARAMETERIZATIONS",
+    "AdapterConfig",
+    "AdapterConfigError",
+    "QuICConfig",
+    "QuantumPEFTConfig",
+    "config_from_dict",
+]
+
+#: Parameterizations of a QuIC block's n×n orthogonal matrix A_i.
+QUIC_PARAMETERIZATIONS: tuple[str, ...] = ("pyramid", "x", "butterfly", "brick", "cayley")
+ROTATE_SIDES: tuple[str, ...] = ("output", "input")
+APPLY_MODES: tuple[str, ...] = ("auto", "activations", "weight")
+ALL_LINEAR = "all-linear"
+
+
+class AdapterConfigError(ValueError):
+    """A configuration is invalid, or cannot be applied to a given model; the message says why."""
+
+
+def _check_names(value: Any, field_name: str, *, allow_all_linear: bool) -> Any:
+    """Normalise a target/exclude spec: None, a regex string, or a list of names (→ sorted list)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if allow_all_linear and value.lower() == ALL_LINEAR:
+            return ALL_LINEAR
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise AdapterConfigError(f"{field_name}={value!r} is not a valid regular expression: {exc}") from None
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        names = list(value)
+        if not names:
+            raise AdapterConfigError(f"{field_name} is an empty list; give module names, a regex, or None")
+        bad = [v for v in names if not isinstance(v, str) or not v]
+        if bad:
+            raise AdapterConfigError(f"{field_name} entries must be non-empty strings, got {bad!r}")
+        return sorted(set(names))
+    raise AdapterConfigError(
+        f"{field_name} must be a list of module names or a regex string, got {type(value).__name__}"
+    )
+
+
+def _positive_int(value: Any, name: str, *, minimum: int = 1, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise AdapterConfigError(f"{name} must be an int ≥ {minimum}, got {value!r}")
+    return value
+
+
+@dataclass
+class AdapterConfig:
+    """Fields shared by every quicq method (see the module docstring for the matching rules).
+
+    Attributes:
+        target_modules: module names (exact or ``.``-suffix match), a regex (full match), or
+            ``"all-linear"``. Required: quicq has no per-architecture defaults.
+        exclude_modules: names or regex of modules never to adapt.
+        modules_to_save: modules trained in full (a trainable copy per adapter) and saved.
+        init_weights: ``True`` (default) starts at the identity / ΔW = 0, so the adapted model
+            starts as the pretrained one. ``False`` draws small random parameters (N(0, 0.1²)):
+            meant for tests and ablations.
+    """
+
+    method: ClassVar[str] = ""
+
+    target_modules: list[str] | str | None = None
+    exclude_modules: list[str] | str | None = None
+    modules_to_save: list[str] | None = None
+    init_weights: bool = True
+
+    def __post_init__(self) -> None:
+        if self.target_modules is None:
+            raise AdapterConfigError(
+                f"{type(self).__name__} needs target_modules: a list of module names (e.g. "
+                "['query', 'value']), a regex, or 'all-linear'"
+            )
+        self.target_modules = _check_names(self.target_modules, "target_modules", allow_all_linear=True)
+        self.exclude_modules = _check_names(self.exclude_modules, "exclude_modules", allow_all_linear=False)
+        if self.modules_to_save is not None:
+            if isinstance(self.modules_to_save, str):
+                self.modules_to_save = [self.modules_to_save]
+            self.modules_to_save = _check_names(self.modules_to_save, "modules_to_save", allow_all_linear=False)
+        if not isinstance(self.init_weights, bool):
+            raise AdapterConfigError(f"init_weights must be True or False, got {self.init_weights!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, (tuple, set)) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdapterConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown fields are an error, not ignored."""
+        if not isinstance(data, dict):
+            raise AdapterConfigError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AdapterConfigError(
+                f"unknown {cls.__name__} field(s) {unknown}; known fields: {sorted(known)}"
+            )
+        return cls(**data)
+
+
+@dataclass
+class QuICConfig(AdapterConfig):
+    """QuIC compound adapter (DESIGN §4).
+
+    A targeted layer's rotated side (``rotate``) of size d is split into N blocks of size
+    b = ⌊d/N⌋ (the last d − N·b rows stay untouched, as in the paper's code). Block i holds an
+    n×n orthogonal A_i, n the largest integer with Σ_{k∈orders} C(n,k) ≤ b, and rotates by
+    ⊕_{k∈orders} C_k(A_i) ⊕ I_{b − Σ C(n,k)}.
+
+    Attributes:
+        n_blocks: N. Give ``n_blocks`` or ``block_size``, not both; neither means N = 4.
+        block_size: b; then N = ⌊d/b⌋.
+        orders: the Hamming weights k kept (default (1, 2)).
+        parameterization: ``"pyramid"`` (n(n−1)/2 RBS angles, all of SO(n)), ``"x"``,
+            ``"butterfly"`` (FBS gates; n is lowered to the largest power of two that fits),
+            ``"brick"`` (``n_layers`` layers), or ``"cayley"`` (paper parity: an n×n matrix M
+            per block, A = (I − S)(I + S)⁻¹ with S = (M − Mᵀ)/2, n² parameters).
+        n_layers: brick layers (brick only).
+        block_share: one A shared by all N blocks of a layer.
+        rotate: ``"output"`` (default; y = R·(W x) + bias, bias not rotated, as the paper's
+            code) or ``"input"`` (y = W·R·x + bias, the side peft's OFT rotates).
+        apply_mode: ``"auto"`` picks per forward the cheaper of rotating activations and
+            rotating the weight (see :class:`quicq.adapters.layer.QuICLayer`); or force one.
+    """
+
+    method: ClassVar[str] = "quic"
+
+    n_blocks: int | None = None
+    block_size: int | None = None
+    orders: tuple[int, ...] = (1, 2)
+    parameterization: str = "pyramid"
+    n_layers: int = 2
+    block_share: bool = False
+    rotate: str = "output"
+    apply_mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_blocks is not None and self.block_size is not None:
+            raise AdapterConfigError(
+                f"give n_blocks or block_size, not both (got n_blocks={self.n_blocks}, "
+                f"block_size={self.block_size})"
+            )
+        _positive_int(self.n_blocks, "n_blocks", allow_none=True)
+        _positive_int(self.block_size, "block_size", minimum=2, allow_none=True)
+        if self.parameterization not in QUIC_PARAMETERIZATIONS:
+            raise AdapterConfigError(
+                f"unknown parameterization {self.parameterization!r}; choose one of {list(QUIC_PARAMETERIZATIONS)}"
+            )
+        try:
+            ks = [int(k) for k in self.orders]
+        except (TypeError, ValueError):
+            raise AdapterConfigError(f"orders must be a list of ints, got {self.orders!r}") from None
+        if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks) or any(
+            isinstance(k, bool) or int(k) != k for k in self.orders
+        ):
+            raise AdapterConfigError(f"orders must be distinct ints ≥ 1, got {self.orders!r}")
+        self.orders = tuple(sorted(ks))
+        _positive_int(self.n_layers, "n_layers")
+        if not isinstance(self.block_share, bool):
+            raise AdapterConfigError(f"block_share must be True or False, got {self.block_share!r}")
+        if self.rotate not in ROTATE_SIDES:
+            raise AdapterConfigError(f"rotate must be one of {list(ROTATE_SIDES)}, got {self.rotate!r}")
+        if self.apply_mode not in APPLY_MODES:
+            raise AdapterConfigError(f"apply_mode must be one of {list(APPLY_MODES)}, got {self.apply_mode!r}")
+
+    @property
+    def effective_n_blocks(self) -> int | None:
+        """N when fixed by the config (4 when neither n_blocks nor block_size is given)."""
+        if self.block_size is not None:
+            return None
+        return 4 if self.n_blocks is None else self.n_blocks
+
+
+@dataclass
+class QuantumPEFTConfig(AdapterConfig):
+    """Quantum-PEFT (DESIGN §4): ΔW = scale · U·diag(λ)·Vᵀ, λ = 0 at start.
+
+    U is the first ``rank`` columns of Q(θ_U) ∈ SO(d_out) from ``quicq.circuits.pauli(d_out,
+    n_layers)``, V likewise for d_in; any sizes ≥ 2 work.
+
+    Attributes:
+        rank: K, the number of columns (≤ min(d_out, d_in)).
+        n_layers: L, entangling layers of each Pauli circuit.
+        scale: multiplies ΔW.
+        alpha: LoRA-style alternative: when set, scale = alpha / rank (then leave ``scale`` at 1).
+    """
+
+    method: ClassVar[str] = "quantum_peft"
+
+    rank: int = 4
+    n_layers: int = 1
+    scale: float = 1.0
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_int(self.rank, "rank")
+        _positive_int(self.n_layers, "n_layers", minimum=0)
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
+            raise AdapterConfigError(f"scale must be a number, got {self.scale!r}")
+        if self.alpha is not None:
+            if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
+                raise AdapterConfigError(f"alpha must be a number or None, got {self.alpha!r}")
+            if self.scale != 1.0:
+                raise AdapterConfigError(
+                    f"give scale or alpha, not both (scale={self.scale}, alpha={self.alpha}); alpha sets "
+                    "scale = alpha / rank"
+                )
+
+    @property
+    def effective_scale(self) -> float:
+        """The factor ΔW is multiplied by."""
+        return float(self.alpha) / self.rank if self.alpha is not None else float(self.scale)
+
+
+METHODS: dict[str, type[AdapterConfig]] = {"quic": QuICConfig, "quantum_peft": QuantumPEFTConfig}
+
+
+def config_from_dict(method: str, data: dict[str, Any]) -> AdapterConfig:
+    """Build the config of ``method`` ("quic" or "quantum_peft") from a dict of fields."""
+    try:
+        cls = METHODS[method]
+    except (KeyError, TypeError):
+        raise AdapterConfigError(f"unknown adapter method {method!r}; quicq knows {sorted(METHODS)}") from None
+    return cls.from_dict(data)
