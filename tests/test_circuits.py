@@ -111,3 +111,13 @@ def test_check_angles_and_orders():
         check_orders(3, [4])
     with pytest.raises(CircuitError, match="at least one"):
         check_orders(3, [])
+
+
+def test_circuits_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    c = pyramid(4)
+    assert copy.deepcopy(c) is c
+    back = pickle.loads(pickle.dumps(c))
+    assert back == c and dict(back.meta) == dict(c.meta)

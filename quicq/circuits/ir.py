@@ -130,6 +130,13 @@ class Circuit:
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined]
 
+    def __deepcopy__(self, memo: dict) -> Circuit:
+        return self  # immutable: sharing is safe (and keeps caches keyed by it warm)
+
+    def __reduce__(self):
+        # meta is a read-only mapping view, which pickle cannot store: rebuild from a dict.
+        return (Circuit, (self.n_qubits, self.gates, self.n_params, dict(self.meta)))
+
     # ---- structure -------------------------------------------------------------------------
     @property
     def hw_preserving(self) -> bool:
