@@ -1,0 +1,171 @@
+"""Qiskit Aer backend: ideal or noisy simulation, one SamplerV2 call per estimate.
+
+Design (DESIGN §5, §8):
+
+* The simulator is built **once**. For a device noise model that is
+  ``AerSimulator.from_backend(fake)`` — ``SamplerV2(mode=fake)`` would rebuild the noise model
+  on every call (seconds on the larger fake devices).
+* Each circuit structure is transpiled **once** (Aer rejects the custom ``rbs``/``fbs`` gates
+  until they are lowered; for a device the transpiler also maps to its basis and coupling map
+  with a fixed seed and optimisation level); afterwards only parameter values change.
+* All circuits of one :meth:`~quicq.hardware.backends.Backend.sample` call go into **one**
+  ``qiskit_aer.primitives.SamplerV2`` run, as PUBs ``(circuit, values (B, P))``.
+* ``shots=None`` gives exact probabilities via ``save_probabilities`` on the final physical
+  qubits: statevector for an ideal simulator, density matrix with noise (gate noise only —
+  readout errors act on measurements, which exact mode does not have).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from quicq.hardware._qiskit import CompileCache, little_to_quicq, pub_bits, sampler_pubs
+from quicq.hardware.backends import Backend, Task, await_job
+from quicq.hardware.outcome import Outcome
+
+# qiskit-aer 0.18.2 ignores bound parameter values of controlled rotations (cry, crx, crz, cp:
+# the gate acts as if the angle were 0) whenever they are bound through ``parameter_binds`` —
+# which is how its SamplerV2 binds PUB values. Controlled RYs (the IR's ``mcry``) would come out
+# silently wrong, so ideal simulations are transpiled to a basis without those gates.
+_AER_BROKEN_BINDS = frozenset({"cry", "crx", "crz", "cp", "cu1", "cu3", "mcry", "mcrx", "mcrz", "mcp",
+                               "mcphase", "mcu1"})
+AER_SAFE_BASIS: tuple[str, ...] = ("ry", "rz", "x", "h", "cx", "cz", "sx", "z", "s", "sdg", "u")
+
+
+class AerBackend(Backend):
+    """Qiskit Aer as a quicq backend.
+
+    Args:
+        shots: default shots per binding; ``None`` for exact probabilities.
+        seed: seeds a numpy ``Generator`` that draws one simulator seed per call, so repeated
+            estimates are independent and the whole sequence is reproducible.
+        noise: ``None`` (ideal), a fake IBM device (instance, class name like ``"FakeManilaV2"``
+            or backend name like ``"fake_manila"``), or a ``qiskit_aer.noise.NoiseModel``.
+        method: Aer simulation method for sampling (``"automatic"``, ``"statevector"``, …).
+        optimization_level, seed_transpiler: fixed transpiler settings (deterministic layouts).
+        retries, retry_delay, timeout: see :class:`~quicq.hardware.backends.Backend`.
+    """
+
+    def __init__(self, shots: int | None = 1024, *, seed: int | None = None, noise: Any = None,
+                 method: str = "automatic", optimization_level: int = 1, seed_transpiler: int = 1234,
+                 **kwargs: Any) -> None:
+        super().__init__(shots, **kwargs)
+        from qiskit.transpiler import generate_preset_pass_manager
+        from qiskit_aer import AerSimulator
+        from qiskit_aer.noise import NoiseModel
+
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self.method = method
+        self.optimization_level = optimization_level
+        self._device = None
+        self._noise_model = None
+        if noise is None:
+            self._sim = AerSimulator(method=method)
+            self.name = "aer"
+        elif isinstance(noise, NoiseModel):
+            self._noise_model = noise
+            self._sim = AerSimulator(method=method, noise_model=noise)
+            self.name = "aer[noise model]"
+        else:
+            from quicq.hardware.ibm import fake_backend
+
+            self._device = fake_backend(noise)
+            self._sim = AerSimulator.from_backend(self._device, method=method)
+            self.name = f"aer[{self._device.name}]"
+        self._exact_sim = None  # built on first exact call (density matrix when noisy)
+        if self._device is not None:  # the device's own basis and coupling map
+            pm = generate_preset_pass_manager(backend=self._sim, optimization_level=optimization_level,
+                                              seed_transpiler=seed_transpiler)
+        else:
+            basis = list(AER_SAFE_BASIS)
+            if self._noise_model is not None:
+                basis = [g for g in self._noise_model.basis_gates if g not in _AER_BROKEN_BINDS] or basis
+            pm = generate_preset_pass_manager(basis_gates=basis, optimization_level=optimization_level,
+                                              seed_transpiler=seed_transpiler)
+        self._cache = CompileCache(pm.run)
+
+    @property
+    def max_qubits(self) -> int | None:
+        if self._device is not None:
+            return int(self._device.num_qubits)
+        return int(self._sim.num_qubits) if self._sim.num_qubits else None
+
+    @property
+    def simulator(self) -> Any:
+        """The ``AerSimulator`` used for sampling (built once)."""
+        return self._sim
+
+    @property
+    def noisy(self) -> bool:
+        """True when the simulator carries a noise model."""
+        return self._device is not None or self._noise_model is not None
+
+    @property
+    def transpile_cache(self) -> CompileCache:
+        """The per-backend cache of transpiled circuit structures."""
+        return self._cache
+
+    def _seed(self) -> int:
+        return int(self._rng.integers(0, 2**31 - 1))
+
+    def _run(self, tasks: list[Task], shots: int | None) -> list[Outcome]:
+        if shots is None:
+            return self._run_exact(tasks)
+        from qiskit_aer.primitives import SamplerV2
+
+        compiled = [self._cache.get(c, "measure") for c, _ in tasks]
+        pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
+        sampler = SamplerV2.from_backend(self._sim, seed=self._seed())
+        result = await_job(sampler.run(pubs, shots=shots), self.timeout)
+        bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
+        return [Outcome.from_bits(b) for b in bits]
+
+    def _exact_simulator(self) -> Any:
+        if self._exact_sim is None:
+            from qiskit_aer import AerSimulator
+
+            if self._device is not None:
+                self._exact_sim = AerSimulator.from_backend(self._device, method="density_matrix")
+            elif self._noise_model is not None:
+                self._exact_sim = AerSimulator(method="density_matrix", noise_model=self._noise_model)
+            else:
+                self._exact_sim = AerSimulator(method="statevector")
+        return self._exact_sim
+
+    def _run_exact(self, tasks: list[Task]) -> list[Outcome]:
+        from qiskit_aer.library import SaveProbabilities
+
+        circuits, binds, sizes = [], [], []
+        for circuit, angles in tasks:
+            comp = self._cache.get(circuit, "probs")
+            qc = comp.circuit.copy()
+            qc.append(SaveProbabilities(circuit.n_qubits), list(comp.final_qubits))
+            params = list(qc.parameters)  # same order as comp.slots
+            if params:
+                vals = comp.values(angles)
+                binds.append({p: vals[:, i].tolist() for i, p in enumerate(params)})
+                sizes.append(angles.shape[0])
+            else:  # parameter-free: simulate once, repeat for every binding
+                binds.append({})
+                sizes.append(1)
+            circuits.append(qc)
+        job = self._exact_simulator().run(circuits, parameter_binds=binds)
+        result = await_job(job, self.timeout)
+        out, pos = [], 0
+        for (circuit, angles), size in zip(tasks, sizes):
+            perm = little_to_quicq(circuit.n_qubits)
+            probs = np.stack([np.asarray(result.data(pos + i)["probabilities"], dtype=float)[perm]
+                              for i in range(size)])
+            pos += size
+            if size == 1 and angles.shape[0] > 1:
+                probs = np.repeat(probs, angles.shape[0], axis=0)
+            probs = np.clip(probs, 0.0, None)
+            out.append(Outcome(circuit.n_qubits, None, probs=probs / probs.sum(-1, keepdims=True)))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"AerBackend(name={self.name!r}, shots={self.shots}, seed={self.seed}, "
+                f"method={self.method!r})")

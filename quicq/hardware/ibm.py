@@ -1,0 +1,277 @@
+"""IBM Quantum (Qiskit Runtime) backend, fake devices and credentials.
+
+:class:`IBMRuntimeBackend` runs quicq circuits through ``qiskit_ibm_runtime.SamplerV2`` in one
+of the three execution modes (``"job"``: the backend itself; ``"batch"`` / ``"session"``: a
+``Batch`` / ``Session`` opened on first use and kept until :meth:`IBMRuntimeBackend.close`). The
+same code runs offline on ``qiskit_ibm_runtime.fake_provider`` devices: Runtime's local testing
+mode then simulates them with Aer (and rebuilds the noise model per call — for fast noisy
+simulation prefer ``AerBackend(noise=fake)``).
+
+Credentials (:class:`RuntimeAccount`): the token is read from ``QISKIT_IBM_TOKEN`` at connect
+time and handed straight to ``QiskitRuntimeService``; quicq keeps no copy of it. Otherwise a
+saved account (``QiskitRuntimeService.save_account``) is used. ``QISKIT_IBM_INSTANCE`` and
+``QISKIT_IBM_CHANNEL`` (default ``ibm_quantum_platform``) select instance and channel. No repr,
+log message or error text of this module contains the token (errors are redacted through
+:func:`quicq.hardware.errors.redact`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from quicq.hardware._qiskit import CompileCache, pub_bits, sampler_pubs
+from quicq.hardware.backends import Backend, Task, await_job
+from quicq.hardware.errors import (
+    BackendError,
+    CredentialsError,
+    contains_secret,
+    describe,
+)
+from quicq.hardware.outcome import Outcome
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "QISKIT_IBM_TOKEN"
+INSTANCE_ENV = "QISKIT_IBM_INSTANCE"
+CHANNEL_ENV = "QISKIT_IBM_CHANNEL"
+DEFAULT_CHANNEL = "ibm_quantum_platform"
+_MODES = ("job", "batch", "session")
+
+
+def fake_backend(spec: Any) -> Any:
+    """Resolve a fake IBM device: an instance (returned as is), a class name or a backend name.
+
+    ``"FakeManilaV2"`` (class in ``qiskit_ibm_runtime.fake_provider``) and ``"fake_manila"``
+    (its ``backend.name``) both work.
+    """
+    from qiskit.providers import BackendV2
+
+    if isinstance(spec, BackendV2):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"expected a fake backend instance or name, got {type(spec).__name__}")
+    from qiskit_ibm_runtime import fake_provider
+
+    # "fake_manila" → "FakeManilaV2" first: scanning the provider instantiates ~60 devices.
+    guess = "Fake" + "".join(w.capitalize() for w in spec.split("_")[1:]) + "V2" if spec.startswith("fake_") else None
+    for cand in (spec, guess):
+        cls = getattr(fake_provider, cand, None) if cand else None
+        if isinstance(cls, type) and issubclass(cls, BackendV2):
+            dev = cls()
+            if cand == spec or dev.name == spec:
+                return dev
+    with warnings.catch_warnings():  # some fake devices warn about their made-up properties
+        warnings.simplefilter("ignore", UserWarning)
+        for b in fake_provider.FakeProviderForBackendV2().backends():
+            if b.name == spec:
+                return b
+    raise ValueError(
+        f"unknown fake backend {spec!r}; use a class of qiskit_ibm_runtime.fake_provider such as "
+        f"'FakeManilaV2', or its backend name such as 'fake_manila'"
+    )
+
+
+def is_fake_name(name: str) -> bool:
+    """True for names of fake devices (``Fake…`` classes, ``fake_…`` backend names)."""
+    return name.startswith(("Fake", "fake_"))
+
+
+@dataclass(frozen=True)
+class RuntimeAccount:
+    """Where IBM Quantum credentials come from — never the token itself.
+
+    Attributes:
+        channel: ``"ibm_quantum_platform"`` or ``"ibm_cloud"``.
+        instance: the instance CRN/name, or ``None`` to let the service choose.
+        saved_name: name of a saved account to use when ``QISKIT_IBM_TOKEN`` is unset.
+        filename: saved-accounts file (``None``: Qiskit's default ``~/.qiskit/qiskit-ibm.json``).
+    """
+
+    channel: str = DEFAULT_CHANNEL
+    instance: str | None = None
+    saved_name: str | None = None
+    filename: str | None = None
+
+    @classmethod
+    def from_env(cls, *, saved_name: str | None = None, filename: str | None = None) -> RuntimeAccount:
+        """Channel and instance from ``QISKIT_IBM_CHANNEL`` / ``QISKIT_IBM_INSTANCE``."""
+        channel = os.environ.get(CHANNEL_ENV) or DEFAULT_CHANNEL
+        return cls(channel=channel, instance=os.environ.get(INSTANCE_ENV) or None,
+                   saved_name=saved_name, filename=filename)
+
+    @property
+    def token_in_env(self) -> bool:
+        """Whether ``QISKIT_IBM_TOKEN`` is set (the value is never read here)."""
+        return bool(os.environ.get(TOKEN_ENV))
+
+    def connect(self) -> Any:
+        """Build a ``QiskitRuntimeService``; the token goes from the environment straight into it.
+
+        Raises:
+            CredentialsError: no token and no saved account, or the service is unreachable /
+                rejects the credentials. The message says which variables to set; it never
+                contains the token.
+        """
+        from qiskit_ibm_runtime import QiskitRuntimeService
+        from qiskit_ibm_runtime.accounts import AccountNotFoundError
+
+        kwargs: dict[str, Any] = {"channel": self.channel}
+        if self.instance:
+            kwargs["instance"] = self.instance
+        source = f"${TOKEN_ENV}" if self.token_in_env else "a saved account"
+        try:
+            if self.token_in_env:
+                return QiskitRuntimeService(token=os.environ[TOKEN_ENV], **kwargs)
+            return QiskitRuntimeService(name=self.saved_name, filename=self.filename, **kwargs)
+        except AccountNotFoundError:
+            raise CredentialsError(
+                f"no IBM Quantum credentials: set {TOKEN_ENV} (and {INSTANCE_ENV}, optionally "
+                f"{CHANNEL_ENV}; default channel {DEFAULT_CHANNEL!r}) or save an account with "
+                f"QiskitRuntimeService.save_account(...). Offline, use a fake device such as "
+                f"IBMRuntimeBackend('FakeManilaV2')"
+            ) from None
+        except Exception as exc:
+            err = CredentialsError(
+                f"could not connect to IBM Quantum (channel {self.channel!r}, credentials from "
+                f"{source}): {describe(exc)}"
+            )
+            if contains_secret(exc):
+                raise err from None
+            raise err from exc
+
+
+class IBMRuntimeBackend(Backend):
+    """IBM Runtime SamplerV2 as a quicq backend (real devices, or fake devices offline).
+
+    Args:
+        backend: a device name (``"ibm_brisbane"``: needs credentials), a fake device name
+            (``"FakeManilaV2"`` / ``"fake_manila"``: offline) or a ``BackendV2`` instance.
+        mode: ``"job"``, ``"batch"`` or ``"session"`` (Runtime execution modes).
+        shots: default shots per binding (exact mode is not available on a device).
+        seed: fake devices only: seeds the per-call simulator seeds (reproducible runs).
+        optimization_level, seed_transpiler: preset pass manager settings; each circuit
+            structure is transpiled once for the device.
+        account: where credentials come from (default :meth:`RuntimeAccount.from_env`).
+        service: an existing ``QiskitRuntimeService`` to use instead of ``account``.
+        retries, retry_delay, timeout: see :class:`~quicq.hardware.backends.Backend`.
+    """
+
+    supports_exact = False
+
+    def __init__(self, backend: Any = "FakeManilaV2", *, mode: str = "job", shots: int = 4096,
+                 seed: int | None = None, optimization_level: int = 1, seed_transpiler: int = 1234,
+                 account: RuntimeAccount | None = None, service: Any = None, **kwargs: Any) -> None:
+        super().__init__(shots, **kwargs)
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        from qiskit.providers import BackendV2
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        self.mode = mode
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._service = None
+        if isinstance(backend, BackendV2):
+            self._device = backend
+        elif isinstance(backend, str) and is_fake_name(backend):
+            self._device = fake_backend(backend)
+        elif isinstance(backend, str):
+            self._service = service if service is not None else (account or RuntimeAccount.from_env()).connect()
+            try:
+                self._device = self._service.backend(backend)
+            except Exception as exc:  # noqa: BLE001
+                raise BackendError(f"IBM Quantum backend {backend!r} is not available: {describe(exc)}") from None
+        else:
+            raise TypeError(f"backend must be a name or a BackendV2 instance, got {type(backend).__name__}")
+        self.local = not _is_ibm_device(self._device)
+        self.name = f"ibm[{self._device.name}]" + ("(local)" if self.local else "")
+        self._context = None  # open Batch / Session
+        pm = generate_preset_pass_manager(backend=self._device, optimization_level=optimization_level,
+                                          seed_transpiler=seed_transpiler)
+        self._cache = CompileCache(pm.run)
+
+    @property
+    def max_qubits(self) -> int:
+        return int(self._device.num_qubits)
+
+    @property
+    def device(self) -> Any:
+        """The Qiskit backend object (an ``IBMBackend`` or a fake device)."""
+        return self._device
+
+    @property
+    def transpile_cache(self) -> CompileCache:
+        """The per-backend cache of transpiled circuit structures."""
+        return self._cache
+
+    def _execution_mode(self) -> Any:
+        if self.mode == "job":
+            return self._device
+        if self._context is None:
+            from qiskit_ibm_runtime import Batch, Session
+
+            self._context = (Batch if self.mode == "batch" else Session)(backend=self._device)
+        return self._context
+
+    def _sampler(self, shots: int) -> Any:
+        from qiskit_ibm_runtime import SamplerV2
+
+        with warnings.catch_warnings():
+            # qiskit-ibm-runtime 0.50 deprecates SamplerV2 in favour of the client-side
+            # executor sampler; SamplerV2 is still the documented primitive for all modes.
+            warnings.filterwarnings("ignore", message=".*SamplerV2 class is deprecated.*")
+            sampler = SamplerV2(mode=self._execution_mode())
+        sampler.options.default_shots = shots
+        if self.local:
+            sampler.options.simulator.seed_simulator = int(self._rng.integers(1, 2**31 - 1))
+        return sampler
+
+    def _run(self, tasks: list[Task], shots: int | None) -> list[Outcome]:
+        assert shots is not None  # checked by Backend.sample (supports_exact is False)
+        compiled = [self._cache.get(c, "measure") for c, _ in tasks]
+        pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
+        job = self._sampler(shots).run(pubs, shots=shots)
+        logger.info("%s: submitted %d PUBs (%d circuits) as job %s", self.name, len(pubs), len(tasks),
+                    _job_id(job))
+        result = await_job(job, self.timeout)
+        bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
+        return [Outcome.from_bits(b) for b in bits]
+
+    def close(self) -> None:
+        """Close an open Batch/Session (no-op in job mode)."""
+        if self._context is not None:
+            try:
+                self._context.close()
+            finally:
+                self._context = None
+
+    def __enter__(self) -> IBMRuntimeBackend:  # noqa: PYI034 - Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"IBMRuntimeBackend(name={self.name!r}, mode={self.mode!r}, shots={self.shots}, "
+                f"local={self.local})")
+
+
+def _is_ibm_device(device: Any) -> bool:
+    try:
+        from qiskit_ibm_runtime import IBMBackend
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(device, IBMBackend)
+
+
+def _job_id(job: Any) -> str:
+    try:
+        return str(job.job_id())
+    except Exception:  # noqa: BLE001 - an id is only for the log line
+        return "?"

@@ -1,0 +1,136 @@
+"""Measurement outcomes of one circuit over a batch of angle bindings, in quicq's qubit order.
+
+Every backend returns one :class:`Outcome` per submitted circuit. It holds either exact
+probabilities (``shots=None``, statevector/density-matrix mode) or the per-shot results, and
+turns them into the statistics tomography needs: basis-state frequencies and parities
+⟨∏_{i∈T} Z_i⟩ with their standard errors. Basis indices follow quicq (qubit 0 = most significant
+bit); ``bits[..., q]`` is the value of qubit q.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def bits_to_indices(bits: np.ndarray) -> np.ndarray:
+    """(..., n) 0/1 array (bits[..., q] = qubit q) → basis indices with qubit 0 as the MSB."""
+    bits = np.asarray(bits)
+    n = bits.shape[-1]
+    weights = (1 << np.arange(n - 1, -1, -1, dtype=np.int64))
+    return (bits.astype(np.int64) * weights).sum(-1)
+
+
+def _masks(subsets: Sequence[Sequence[int]], n: int) -> np.ndarray:
+    """Basis-index bit mask of each qubit subset."""
+    out = np.zeros(len(subsets), dtype=np.int64)
+    for m, T in enumerate(subsets):
+        for q in T:
+            if not 0 <= int(q) < n:
+                raise ValueError(f"qubit {q} is out of range for {n} qubits")
+            out[m] |= 1 << (n - 1 - int(q))
+    return out
+
+
+def _parity(x: np.ndarray) -> np.ndarray:
+    """Parity (0/1) of the set bits of each int64 entry."""
+    x = x.copy()
+    p = np.zeros(x.shape, dtype=np.int64)
+    while np.any(x):
+        p ^= x & 1
+        x >>= 1
+    return p
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Results of one circuit at B angle bindings.
+
+    Exactly one of ``probs`` / ``indices`` is set:
+
+    * ``probs``: (B, 2^n) exact outcome probabilities (``shots`` is ``None``);
+    * ``indices``: (B, shots) measured basis index of every shot.
+    """
+
+    n_qubits: int
+    shots: int | None
+    probs: np.ndarray | None = None
+    indices: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.probs is None) == (self.indices is None):
+            raise ValueError("an Outcome holds either exact probabilities or per-shot indices")
+        if self.probs is not None:
+            if self.probs.ndim != 2 or self.probs.shape[1] != 1 << self.n_qubits:
+                raise ValueError(f"probs must have shape (B, {1 << self.n_qubits}), got {self.probs.shape}")
+            if self.shots is not None:
+                raise ValueError("exact probabilities carry shots=None")
+        else:
+            if self.indices.ndim != 2 or self.indices.shape[1] != self.shots:
+                raise ValueError(f"indices must have shape (B, {self.shots}), got {self.indices.shape}")
+
+    @classmethod
+    def from_bits(cls, bits: np.ndarray) -> Outcome:
+        """Build from a (B, shots, n) 0/1 array with ``bits[..., q]`` = qubit q."""
+        bits = np.asarray(bits)
+        if bits.ndim != 3:
+            raise ValueError(f"bits must have shape (B, shots, n), got {bits.shape}")
+        return cls(bits.shape[2], bits.shape[1], indices=bits_to_indices(bits))
+
+    @property
+    def exact(self) -> bool:
+        """True for exact probabilities (no shot noise)."""
+        return self.probs is not None
+
+    @property
+    def batch(self) -> int:
+        """Number of angle bindings B."""
+        return (self.probs if self.probs is not None else self.indices).shape[0]
+
+    @property
+    def bits(self) -> np.ndarray:
+        """(B, shots, n) uint8 per-shot bits, ``bits[..., q]`` = qubit q (shot mode only)."""
+        if self.indices is None:
+            raise ValueError("exact outcomes have no per-shot bits")
+        shifts = np.arange(self.n_qubits - 1, -1, -1, dtype=np.int64)
+        return ((self.indices[..., None] >> shifts) & 1).astype(np.uint8)
+
+    def counts(self) -> np.ndarray:
+        """(B, 2^n) shot counts per basis index (shot mode only)."""
+        if self.indices is None:
+            raise ValueError("exact outcomes have no counts; use probabilities()")
+        dim = 1 << self.n_qubits
+        flat = self.indices + dim * np.arange(self.batch, dtype=np.int64)[:, None]
+        return np.bincount(flat.ravel(), minlength=dim * self.batch).reshape(self.batch, dim)
+
+    def probabilities(self, basis: Sequence[int] | None = None) -> np.ndarray:
+        """(B, len(basis)) outcome probabilities (exact) or frequencies counts/shots."""
+        full = self.probs if self.probs is not None else self.counts() / float(self.shots)
+        return full if basis is None else full[:, np.asarray(list(basis), dtype=np.int64)]
+
+    def parities(self, subsets: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """⟨∏_{i∈T} Z_i⟩ for each qubit subset T: (mean, standard error), each (B, len(subsets)).
+
+        In shot mode the standard error is √((1 − mean²)/shots) (a ±1 variable); it is 0 for
+        exact outcomes.
+        """
+        masks = _masks(subsets, self.n_qubits)
+        if self.probs is not None:
+            basis = np.arange(1 << self.n_qubits, dtype=np.int64)
+            signs = 1.0 - 2.0 * _parity(basis[:, None] & masks[None, :])  # (2^n, M)
+            mean = self.probs @ signs
+            return mean, np.zeros_like(mean)
+        # Per basis index rather than per shot: counts (B, 2^n) @ signs (2^n, M) when smaller.
+        if (1 << self.n_qubits) <= self.shots:
+            mean = self.probabilities() @ (1.0 - 2.0 * _parity(
+                np.arange(1 << self.n_qubits, dtype=np.int64)[:, None] & masks[None, :]))
+        else:
+            mean = np.stack([(1.0 - 2.0 * _parity(self.indices & m)).mean(-1) for m in masks], -1)
+        se = np.sqrt(np.clip(1.0 - mean**2, 0.0, None) / self.shots)
+        return mean, se
+
+    def z_expectations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-qubit ⟨Z_q⟩ and standard errors, each (B, n)."""
+        return self.parities([(q,) for q in range(self.n_qubits)])
