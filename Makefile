@@ -28,6 +28,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/hardware.py
+	$(BIN)/python benchmarks/param_table.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache out
