@@ -45,12 +45,16 @@ class AerBackend(Backend):
             or backend name like ``"fake_manila"``), or a ``qiskit_aer.noise.NoiseModel``.
         method: Aer simulation method for sampling (``"automatic"``, ``"statevector"``, …).
         optimization_level, seed_transpiler: fixed transpiler settings (deterministic layouts).
+        simulator_options: passed to ``AerSimulator.set_options``. The default
+            ``{"max_parallel_threads": 1}`` is deliberate: quicq's circuits are small, and Aer's
+            own threading was measured 10–18× slower than one thread when the cores are shared
+            (pytest -n 2, a training loop beside it). Pass ``{}`` to keep Aer's defaults.
         retries, retry_delay, timeout: see :class:`~quicq.hardware.backends.Backend`.
     """
 
     def __init__(self, shots: int | None = 1024, *, seed: int | None = None, noise: Any = None,
                  method: str = "automatic", optimization_level: int = 1, seed_transpiler: int = 1234,
-                 **kwargs: Any) -> None:
+                 simulator_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(shots, **kwargs)
         from qiskit.transpiler import generate_preset_pass_manager
         from qiskit_aer import AerSimulator
@@ -75,6 +79,9 @@ class AerBackend(Backend):
             self._device = fake_backend(noise)
             self._sim = AerSimulator.from_backend(self._device, method=method)
             self.name = f"aer[{self._device.name}]"
+        self.simulator_options = {"max_parallel_threads": 1} if simulator_options is None else dict(simulator_options)
+        self._sim.set_options(**self.simulator_options)
+        self._sampler = None  # built on first sampling call, then reused (its construction costs ~8 ms)
         self._exact_sim = None  # built on first exact call (density matrix when noisy)
         if self._device is not None:  # the device's own basis and coupling map
             pm = generate_preset_pass_manager(backend=self._sim, optimization_level=optimization_level,
@@ -118,8 +125,12 @@ class AerBackend(Backend):
 
         compiled = [self._cache.get(c, "measure") for c, _ in tasks]
         pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
-        sampler = SamplerV2.from_backend(self._sim, seed=self._seed())
-        result = await_job(sampler.run(pubs, shots=shots), self.timeout)
+        if self._sampler is None:
+            self._sampler = SamplerV2.from_backend(self._sim)
+        # A fresh simulator seed per call (drawn from the seeded stream) keeps repeated
+        # estimates independent and the run reproducible; the sampler's own seed stays None.
+        self._sampler.options.run_options["seed_simulator"] = self._seed()
+        result = await_job(self._sampler.run(pubs, shots=shots), self.timeout)
         bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
         return [Outcome.from_bits(b) for b in bits]
 
@@ -133,6 +144,7 @@ class AerBackend(Backend):
                 self._exact_sim = AerSimulator(method="density_matrix", noise_model=self._noise_model)
             else:
                 self._exact_sim = AerSimulator(method="statevector")
+            self._exact_sim.set_options(**self.simulator_options)
         return self._exact_sim
 
     def _run_exact(self, tasks: list[Task]) -> list[Outcome]:

@@ -215,6 +215,11 @@ class HardwareBlock(torch.nn.Module):
         return self._bridge.gradient
 
     @property
+    def rng(self) -> np.random.Generator:
+        """The SPSA perturbation generator (checkpointed by training loops for exact resumes)."""
+        return self._bridge.rng
+
+    @property
     def last_result(self) -> TomographyResult | None:
         """The most recent :class:`TomographyResult` (forward or backward estimate)."""
         return self._bridge.last_result

@@ -496,18 +496,8 @@ BACKEND_SPECS = ("exact", "aer", "aer-noisy:<fake device>", "fake:<fake device>"
                  "pennylane:<device>")
 
 
-def _limit_aer_threads(backend: Any, threads: int | None) -> Any:
-    """Cap Aer's OpenMP threads on an :class:`~quicq.hardware.aer.AerBackend`'s simulator.
-
-    quicq's block circuits are small (a few qubits) and come in hundreds of bindings; Aer's
-    default parallelisation over all cores then mostly spin-waits, and on a shared 2-core
-    machine it was measured ~18× slower than one thread (13 s vs 0.7 s for 800 five-qubit
-    bindings). ``AerBackend`` takes no simulator options, so they are set on its simulator here.
-    """
-    sim = getattr(backend, "simulator", None)
-    if threads is not None and sim is not None and hasattr(sim, "set_options"):
-        sim.set_options(max_parallel_threads=int(threads))
-    return backend
+def _aer_threads(threads: int | None) -> dict[str, Any]:
+    return {} if threads is None else {"max_parallel_threads": int(threads)}
 
 
 def backend_from_spec(spec: str, *, shots: int | None = 1024, seed: int | None = None,
@@ -519,7 +509,7 @@ def backend_from_spec(spec: str, *, shots: int | None = 1024, seed: int | None =
     ``aer-noisy:<fake>`` (Aer with a fake IBM device's noise model, e.g. ``aer-noisy:fake_manila``),
     ``fake:<fake>`` (IBM Runtime local mode on a fake device), ``ibm:<device>`` (IBM Quantum; needs
     ``QISKIT_IBM_TOKEN`` or a saved account), ``pennylane:<device>`` (e.g. ``pennylane:lightning.qubit``).
-    ``sim_threads`` caps Aer's threads (see :func:`_limit_aer_threads`; ``None``: Aer's default).
+    ``sim_threads`` caps Aer's threads (see :class:`~quicq.hardware.aer.AerBackend`; ``None``: Aer's default).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"backend must be one of {', '.join(BACKEND_SPECS)}; got {spec!r}")
@@ -532,11 +522,11 @@ def backend_from_spec(spec: str, *, shots: int | None = 1024, seed: int | None =
     if kind == "aer" and not arg:
         from quicq.hardware.aer import AerBackend
 
-        return _limit_aer_threads(AerBackend(shots, seed=seed, **common), sim_threads)
+        return AerBackend(shots, seed=seed, simulator_options=_aer_threads(sim_threads), **common)
     if kind == "aer-noisy" and arg:
         from quicq.hardware.aer import AerBackend
 
-        return _limit_aer_threads(AerBackend(shots, seed=seed, noise=arg, **common), sim_threads)
+        return AerBackend(shots, seed=seed, noise=arg, simulator_options=_aer_threads(sim_threads), **common)
     if kind in ("fake", "ibm") and arg:
         from quicq.hardware.ibm import IBMRuntimeBackend, is_fake_name
 
@@ -911,7 +901,7 @@ class HardwareBlockSource:
         """Named random generators to checkpoint: the backend's sampler and each bridge's SPSA stream."""
         out = find_generators(self.backend, prefix="backend")
         for i, hb in enumerate(self._blocks.values()):
-            g = getattr(getattr(hb, "_bridge", None), "rng", None) or getattr(hb, "rng", None)
+            g = hb.rng
             if isinstance(g, np.random.Generator):
                 out[f"bridge{i}.rng"] = g
         return out
