@@ -214,3 +214,23 @@ def test_bad_input_errors_name_the_problem():
         pauli_columns(pauli(8, 1), torch.zeros(7), 9)
     with pytest.raises(CircuitError, match="square"):
         compound(torch.zeros(3, 4), 2)
+
+
+def test_torch_layer_loop_matches_numpy_loop(monkeypatch):
+    """The unary loop runs in numpy on CPU and in torch elsewhere (GPU); both must agree."""
+    from quicq.engine import unary as un
+
+    c = brick(7, 5).compose(Circuit(7, (Gate("z", (3,)),), 0))
+    th = rand_angles(c, 3)
+    W = torch.randn(3, 7, 7, dtype=torch.float64)
+
+    def run():
+        x = th.clone().requires_grad_(True)
+        U = unary_block(c, x)
+        (W * U).sum().backward()
+        return U.detach(), x.grad
+
+    U_np, g_np = run()
+    monkeypatch.setattr(un, "_cpu_numpy", lambda t: False)
+    U_t, g_t = run()
+    assert torch.allclose(U_np, U_t, atol=1e-14) and torch.allclose(g_np, g_t, atol=1e-13)

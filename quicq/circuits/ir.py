@@ -124,8 +124,12 @@ class Circuit:
             if not isinstance(g, Gate):
                 raise CircuitError(f"gate {i}: expected a Gate, got {type(g).__name__}")
             _check_gate(g, self.n_qubits, self.n_params, f"gate {i} ({g.name})")
-        # Circuits key many caches (plans, transpilations): hash the gate tuple once.
+        # Circuits key many caches (plans, transpilations): hash the gate tuple once; the
+        # structural flags are read on every engine call, so they are computed once too.
         object.__setattr__(self, "_hash", hash((self.n_qubits, self.gates, self.n_params)))
+        hw = all(GATES[g.name].hw_preserving for g in self.gates)
+        object.__setattr__(self, "_hw", hw)
+        object.__setattr__(self, "_compound", hw and all(g.name != "rbs" or g.adjacent for g in self.gates))
 
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined]
@@ -141,7 +145,7 @@ class Circuit:
     @property
     def hw_preserving(self) -> bool:
         """True when every gate preserves Hamming weight (RBS, FBS, CZ, Z)."""
-        return all(GATES[g.name].hw_preserving for g in self.gates)
+        return self._hw  # type: ignore[attr-defined]
 
     @property
     def compound_exact(self) -> bool:
@@ -150,7 +154,7 @@ class Circuit:
         Holds when the circuit is HW-preserving and every RBS is nearest-neighbour (FBS
         gates, Z and CZ are always fine; a non-adjacent RBS is not, DESIGN §2).
         """
-        return self.hw_preserving and all(g.name != "rbs" or g.adjacent for g in self.gates)
+        return self._compound  # type: ignore[attr-defined]
 
     def param_gates(self) -> list[list[int]]:
         """For each slot, the indices of the gates that read it."""

@@ -43,6 +43,10 @@ class UnaryStep:
     slots: np.ndarray
     perm: np.ndarray
     unique_slots: bool
+    # Per-row gather indices into the extended tables [1, cos θ_0 … cos θ_{P−1}] (cidx) and
+    # [0, −sin θ_0 …, +sin θ_0 …] (sidx): one gather each builds a layer's C and S.
+    cidx: np.ndarray
+    sidx: np.ndarray
 
 
 @lru_cache(maxsize=256)
@@ -68,9 +72,13 @@ def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
         if a:
             perm = np.arange(n)
             perm[a], perm[b] = b, a
+            P = circuit.n_params
+            cidx, sidx = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+            cidx[a] = cidx[b] = np.array(slots) + 1
+            sidx[a], sidx[b] = np.array(slots) + 1, np.array(slots) + 1 + P
             steps.append(UnaryStep("givens", np.array(a), np.array(b), np.array(slots), perm,
-                                   len(set(slots)) == len(slots)))
+                                   len(set(slots)) == len(slots), cidx, sidx))
         if zs:
             empty = np.zeros(0, dtype=np.int64)
-            steps.append(UnaryStep("sign", np.array(zs), empty, empty, np.arange(n), True))
+            steps.append(UnaryStep("sign", np.array(zs), empty, empty, np.arange(n), True, empty, empty))
     return tuple(steps)

@@ -38,32 +38,31 @@ class _Xp:
             self._idx[key] = torch.as_tensor(arr, device=self.like.device)
         return self._idx[key]
 
-    def coefficients(self, th, step: UnaryStep, n: int, sign: float = 1.0):
-        """Per-row (C, S) of one Givens layer, shapes (..., n, 1); sign=−1 gives Gᵀ."""
-        t = th[..., self.idx(step.slots)]
-        c, s = (torch.cos(t), torch.sin(t)) if self.torch else (np.cos(t), np.sin(t))
-        shape = th.shape[:-1] + (n,)
+    def tables(self, th, sign: float = 1.0):
+        """Extended coefficient tables (see UnaryStep.cidx/sidx); sign=−1 gives Gᵀ."""
         if self.torch:
-            C = torch.ones(shape, dtype=th.dtype, device=th.device)
-            S = torch.zeros(shape, dtype=th.dtype, device=th.device)
-        else:
-            C, S = np.ones(shape, dtype=th.dtype), np.zeros(shape, dtype=th.dtype)
-        a, b = self.idx(step.a), self.idx(step.b)
-        C[..., a] = c
-        C[..., b] = c
-        S[..., a] = -sign * s
-        S[..., b] = sign * s
-        return C[..., None], S[..., None]
+            c, s = torch.cos(th), torch.sin(th) * sign
+            one = torch.ones(th.shape[:-1] + (1,), dtype=th.dtype, device=th.device)
+            return torch.cat([one, c], -1), torch.cat([one * 0, -s, s], -1)
+        c, s = np.cos(th), np.sin(th) * sign
+        one = np.ones(th.shape[:-1] + (1,), dtype=th.dtype)
+        return np.concatenate([one, c], -1), np.concatenate([one * 0, -s, s], -1)
+
+    def coefficients(self, tables, step: UnaryStep):
+        """Per-row (C, S) of one Givens layer, shapes (..., n, 1)."""
+        ct, st = tables
+        return ct[..., self.idx(step.cidx)][..., None], st[..., self.idx(step.sidx)][..., None]
 
 
 def _forward(U, th, steps, n: int):
     """Return G_m ⋯ G_1 U (U is consumed)."""
     xp = _Xp(U)
+    tables = xp.tables(th)
     for step in steps:
         if step.kind == "sign":
             U[..., xp.idx(step.a), :] *= -1
             continue
-        C, S = xp.coefficients(th, step, n)
+        C, S = xp.coefficients(tables, step)
         U = C * U + S * U[..., xp.idx(step.perm), :]
     return U
 
@@ -71,6 +70,7 @@ def _forward(U, th, steps, n: int):
 def _backward(U, A, th, grad, steps, n: int) -> None:
     """Layers reversed: U ← GᵀU, A ← GᵀA, grad += ∂L/∂θ (A = ∂L/∂U after each layer)."""
     xp = _Xp(U)
+    tables = xp.tables(th, sign=-1.0)  # Gᵀ
     for step in reversed(steps):
         a = xp.idx(step.a)
         if step.kind == "sign":
@@ -89,7 +89,7 @@ def _backward(U, A, th, grad, steps, n: int) -> None:
             grad.index_add_(-1, slots, g)
         else:
             np.add.at(grad, (..., slots), g)
-        C, S = xp.coefficients(th, step, n, sign=-1.0)  # Gᵀ
+        C, S = xp.coefficients(tables, step)
         U[...] = C * U + S * Up
         A[...] = C * A + S * A[..., perm, :]
 
