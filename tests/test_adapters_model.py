@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 from adapters_helpers import (  # noqa: F401
@@ -264,7 +266,6 @@ def test_wrapper_delegates_and_exposes_circuits():
 
 def test_deepcopy_and_pickle_keep_working():
     import copy
-    import io
 
     x = torch.randn(3, 16)
     for cfg in (QuICConfig(target_modules=["0"], n_blocks=2, init_weights=False),
@@ -275,10 +276,9 @@ def test_deepcopy_and_pickle_keep_working():
         with torch.no_grad():
             next(p for p in twin.parameters() if p.requires_grad).add_(1.0)
         assert not torch.equal(twin(x), qm(x))  # the copy calls its own base model
-        buf = io.BytesIO()
-        torch.save(qm, buf)
-        buf.seek(0)
-        assert torch.equal(torch.load(buf, weights_only=False)(x), qm(x))
+        # multiprocessing (DataLoader workers, spawn-based DDP) pickles whole models; adapter
+        # files themselves are safetensors + JSON and never go through pickle.
+        assert torch.equal(pickle.loads(pickle.dumps(qm))(x), qm(x))
 
 
 def test_trainer_runs_one_epoch(tmp_path):
