@@ -19,7 +19,8 @@ empty process and the peak memory of one cannot hide in another's high-water mar
     python benchmarks/adapters.py --quick           # CI smoke test: tiny model, in-process, seconds
 
 The ``head`` method (frozen model, only the classifier trains) gives the cost of the base model
-itself; *overhead* = a method's step time minus that, i.e. what the adapter adds.
+itself; *overhead* = a method's step time minus that: what the adapter adds, plus the backward
+pass through frozen layers that any adapter needs and head-only training skips.
 
 Goals (printed as ok / MISS): QuIC step time ≤ 1.10× LoRA and ≤ 0.5× OFT and BOFT; QuIC peak
 memory ≤ LoRA + 5%.
@@ -142,9 +143,10 @@ def report(results: list[dict[str, Any]], note: str) -> str:
         lines.append(f"| {r['method']} | {r['adapter_params']:,} | {r['step_ms']:.1f} | {ov_s} | {r['peak_rss_mib']:.0f} | "
                      f"{r['train_delta_mib']:.0f} | {ratios} |")
     if head:
-        lines += ["", "overhead = step time − the `head` step (frozen MiniLM, only the classifier trains): what the "
-                  "adapter itself costs. It is a difference of two noisy timings; read it with the spread of "
-                  "`step_ms_all` in the JSON."]
+        lines += ["", "overhead = step time − the `head` step (frozen MiniLM, only the classifier trains). It includes "
+                  "the backward pass through the frozen layers that every adapter needs (head-only skips it), "
+                  "so it is an upper bound on the adapter's own cost, and a difference of two noisy timings: "
+                  "read it with the spread of `step_ms_all` in the JSON."]
     if lora:
         lines += ["", "| goal | method | measured | verdict |", "|---|---|---:|---|"]
         for r in results:
