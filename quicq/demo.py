@@ -74,7 +74,7 @@ class DemoSettings:
 FULL = DemoSettings(pretrain_epochs=8, finetune_steps=300, batch_size=32, shots=4096, hybrid_steps=10,
                     hybrid_shots=1024, hybrid_batch=256)
 QUICK = DemoSettings(pretrain_epochs=4, finetune_steps=80, batch_size=32, shots=512, hybrid_steps=3,
-                     hybrid_shots=256, hybrid_batch=64)
+                     hybrid_shots=1024, hybrid_batch=64)
 
 
 class _Log:

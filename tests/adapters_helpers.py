@@ -77,7 +77,7 @@ def compound_ref(A: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def block_matrices(layer, adapter: str = "default") -> list[torch.Tensor]:
-    """The n×n matrices A_i of a QuIC adapter, from the unary block or the Cayley formula."""
+    """The n×n matrices A_i a QuIC adapter applies, from the unary block or the Cayley formula."""
     spec = layer.quic_spec[adapter]
     p = layer.quic_params[adapter].detach().double()
     if spec.parameterization == "cayley":
@@ -85,7 +85,9 @@ def block_matrices(layer, adapter: str = "default") -> list[torch.Tensor]:
         eye = torch.eye(spec.n, dtype=p.dtype)
         A = torch.stack([(eye - s) @ torch.linalg.inv(eye + s) for s in S])
     else:
-        A = unary_block(spec.circuit, p)
+        # circuit charts apply A(θ)·A(θ₀)ᵀ, θ₀ the start (a signed permutation point)
+        A0 = unary_block(spec.circuit, spec.param.start_params()).round()
+        A = unary_block(spec.circuit, p) @ A0.T
     if spec.block_share:
         A = A.expand(spec.n_blocks, spec.n, spec.n)
     return list(A)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -112,12 +113,34 @@ def edit_json(**changes):
     return apply
 
 
+def _reseal(d):
+    """Record the tensor file's new SHA-256, as if a consistent (but wrong) file had been saved,
+    so the checks behind the checksum are exercised."""
+    meta = json.loads((d / CONFIG_NAME).read_text())
+    meta["weights_sha256"] = hashlib.sha256((d / WEIGHTS_NAME).read_bytes()).hexdigest()
+    (d / CONFIG_NAME).write_text(json.dumps(meta))
+
+
+def resealed(damage):
+    def apply(d):
+        damage(d)
+        _reseal(d)
+    return apply
+
+
 def edit_tensors(fn):
     def apply(d):
         t = load_file(str(d / WEIGHTS_NAME))
         fn(t)
         save_file(t, str(d / WEIGHTS_NAME))
+        _reseal(d)
     return apply
+
+
+def flip_tensor_byte(d):
+    raw = bytearray((d / WEIGHTS_NAME).read_bytes())
+    raw[-3] ^= 0x10  # inside the tensor data: still a readable safetensors file
+    (d / WEIGHTS_NAME).write_bytes(bytes(raw))
 
 
 def _drop_one(t):
@@ -145,8 +168,14 @@ def _int_one(t):
 
 
 BAD = {
-    "truncated safetensors": (corrupt_truncate, AdapterLoadError, "not a readable safetensors file"),
-    "garbage safetensors": (corrupt_garbage, AdapterLoadError, "not a readable safetensors file"),
+    "truncated safetensors": (resealed(corrupt_truncate), AdapterLoadError, "not a readable safetensors file"),
+    "garbage safetensors": (resealed(corrupt_garbage), AdapterLoadError, "not a readable safetensors file"),
+    "flipped tensor byte": (flip_tensor_byte, AdapterLoadError, "does not match the SHA-256"),
+    "truncated, checksum": (corrupt_truncate, AdapterLoadError, "does not match the SHA-256"),
+    "nan in config": (lambda d: (d / CONFIG_NAME).write_text((d / CONFIG_NAME).read_text().replace(
+        '"init_weights": false', '"init_weights": NaN')), AdapterLoadError, "non-finite"),
+    "deeply nested json": (lambda d: (d / CONFIG_NAME).write_text("[" * 100000 + "]" * 100000),
+                           AdapterLoadError, "not valid JSON"),
     "wrong method": (edit_json(method="lora"), AdapterLoadError, "unknown adapter method 'lora'"),
     "method of other config": (edit_json(method="quantum_peft"), AdapterLoadError,
                                r"unknown QuantumPEFTConfig field\(s\) \['apply_mode'"),
@@ -198,3 +227,20 @@ def test_mismatched_adapter_names_module_and_size(tmp_path):
     with pytest.raises(AdapterLoadError, match=r"adapted then but not matched now: \['2'\]"):
         QuicqModel.from_pretrained(fewer, tmp_path)
     assert isinstance(fewer[0], nn.Linear)
+
+
+def test_version1_file_without_checksum_loads_with_identity_start(tmp_path):
+    """A format-1 file (no checksum, circuit angles meaning θ₀ = 0) still loads, with a warning,
+    and computes what it computed when it was written."""
+    qm = get_quicq_model(mlp(), QuICConfig(target_modules=["0"], n_blocks=2, start="identity", init_weights=False))
+    x = torch.randn(3, 16)
+    want = qm(x)
+    qm.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    meta["format_version"] = 1
+    del meta["weights_sha256"], meta["config"]["start"], meta["config"]["compound_mode"]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="records no weights_sha256"):
+        loaded = QuicqModel.from_pretrained(mlp(), tmp_path)
+    assert loaded.peft_config["default"].start == "identity"
+    torch.testing.assert_close(loaded(x), want)

@@ -128,7 +128,8 @@ def test_oft_import_live_and_saved(tmp_path, block_share):
     R = interop.oft_rotations(oft_model(False, block_share).base_model.model[0].oft_R["default"].weight, 4,
                               use_cayley_neumann=False)
     U = unary_block(pyramid(4), from_dir.quicq_layers()["0"].quic_params["default"].detach().double())
-    torch.testing.assert_close(U, R.transpose(-1, -2), atol=1e-6, rtol=0)
+    A0 = unary_block(pyramid(4), from_dir.quicq_layers()["0"].parameterization().start_params()).round()
+    torch.testing.assert_close(U @ A0.T, R.transpose(-1, -2), atol=1e-6, rtol=0)  # applied = A(θ)·A₀ᵀ
 
 
 def test_oft_neumann_needs_projection(tmp_path):

@@ -23,9 +23,12 @@ is planned against a model, with the module's name and size in the message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from quicq.errors import QuicqError
 
 __all__ = [
     "METHODS",
@@ -41,10 +44,12 @@ __all__ = [
 QUIC_PARAMETERIZATIONS: tuple[str, ...] = ("pyramid", "x", "butterfly", "brick", "cayley")
 ROTATE_SIDES: tuple[str, ...] = ("output", "input")
 APPLY_MODES: tuple[str, ...] = ("auto", "activations", "weight")
+CHART_STARTS: tuple[str, ...] = ("sorting", "identity")
+COMPOUND_MODES: tuple[str, ...] = ("auto", "exterior", "dense")
 ALL_LINEAR = "all-linear"
 
 
-class AdapterConfigError(ValueError):
+class AdapterConfigError(QuicqError, ValueError):
     """A configuration is invalid, or cannot be applied to a given model; the message says why."""
 
 
@@ -161,7 +166,14 @@ class QuICConfig(AdapterConfig):
         rotate: ``"output"`` (default; y = R·(W x) + bias, bias not rotated, as the paper's
             code) or ``"input"`` (y = W·R·x + bias, the side peft's OFT rotates).
         apply_mode: ``"auto"`` picks per forward the cheaper of rotating activations and
-            rotating the weight (see :class:`quicq.adapters.layer.QuICLayer`); or force one.
+            rotating the weight (see :class:`quicq.adapters.quic.QuICLayer`); or force one.
+        start: where circuit charts start. ``"sorting"`` (default): every gate at 0 or π/2 so
+            that the tangent has full rank and condition number 1, the adapter still exactly
+            the identity (see :mod:`quicq.adapters.parameterizations`). ``"identity"``: all
+            angles 0 (quicq ≤ 0.1; a nearest-neighbour layout then has tangent rank n − 1).
+        compound_mode: how order-k ≥ 2 blocks are applied: ``"auto"`` (exterior power, e.g.
+            U·X·Uᵀ for k = 2, unless forming C_k is cheaper for small n), ``"exterior"`` or
+            ``"dense"`` (form C_k(A)).
     """
 
     method: ClassVar[str] = "quic"
@@ -174,6 +186,8 @@ class QuICConfig(AdapterConfig):
     block_share: bool = False
     rotate: str = "output"
     apply_mode: str = "auto"
+    start: str = "sorting"
+    compound_mode: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -204,6 +218,19 @@ class QuICConfig(AdapterConfig):
             raise AdapterConfigError(f"rotate must be one of {list(ROTATE_SIDES)}, got {self.rotate!r}")
         if self.apply_mode not in APPLY_MODES:
             raise AdapterConfigError(f"apply_mode must be one of {list(APPLY_MODES)}, got {self.apply_mode!r}")
+        if self.start not in CHART_STARTS:
+            raise AdapterConfigError(f"start must be one of {list(CHART_STARTS)}, got {self.start!r}")
+        if self.compound_mode not in COMPOUND_MODES:
+            raise AdapterConfigError(
+                f"compound_mode must be one of {list(COMPOUND_MODES)}, got {self.compound_mode!r}")
+
+    @property
+    def lr_hint(self) -> float:
+        """An AdamW learning rate for the adapter angles that worked for this parameterization
+        (MiniLM / Rotten Tomatoes, chosen on a validation split; see README)."""
+        from quicq.adapters.parameterizations import PARAMETERIZATIONS
+
+        return PARAMETERIZATIONS[self.parameterization].lr_hint
 
     @property
     def effective_n_blocks(self) -> int | None:
@@ -238,11 +265,11 @@ class QuantumPEFTConfig(AdapterConfig):
         super().__post_init__()
         _positive_int(self.rank, "rank")
         _positive_int(self.n_layers, "n_layers", minimum=0)
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
-            raise AdapterConfigError(f"scale must be a number, got {self.scale!r}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale):
+            raise AdapterConfigError(f"scale must be a finite number, got {self.scale!r}")
         if self.alpha is not None:
-            if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
-                raise AdapterConfigError(f"alpha must be a number or None, got {self.alpha!r}")
+            if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
+                raise AdapterConfigError(f"alpha must be a finite number or None, got {self.alpha!r}")
             if self.scale != 1.0:
                 raise AdapterConfigError(
                     f"give scale or alpha, not both (scale={self.scale}, alpha={self.alpha}); alpha sets "

@@ -20,8 +20,10 @@ and finiteness against the plan the config makes for this model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,10 @@ import torch
 
 import quicq
 from quicq.adapters.config import AdapterConfig, AdapterConfigError, config_from_dict
-from quicq.adapters.layer import ModulesToSaveWrapper, layer_geometry
+from quicq.adapters.geometry import layer_geometry
+from quicq.errors import QuicqError
+from quicq.adapters.targeting import plan_adapter
+from quicq.adapters.tuner import ModulesToSaveWrapper
 
 __all__ = [
     "CONFIG_NAME",
@@ -45,12 +50,15 @@ __all__ = [
 ]
 
 FORMAT = "quicq-adapter"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: What changed per version: 2 — QuIC circuit charts start at a sorting-network point
+#: (``config.start``; version-1 files are read with ``start="identity"``, their old meaning) and
+#: the config records the SHA-256 of the tensor file (``weights_sha256``), verified on load.
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 
 
-class AdapterLoadError(ValueError):
+class AdapterLoadError(QuicqError, ValueError):
     """A saved adapter is unreadable or does not fit the model; nothing was changed."""
 
 
@@ -98,6 +106,7 @@ def save_adapter(qmodel: Any, directory: str | Path, adapter_name: str) -> None:
     }
     st_meta = {"format": "pt", "quicq_format_version": str(FORMAT_VERSION)}
     _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata=st_meta))
+    meta["weights_sha256"] = _sha256(directory / WEIGHTS_NAME)
     _atomic_write(directory / CONFIG_NAME,
                   lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n"))
 
@@ -113,8 +122,6 @@ class LoadedAdapter:
 
     def validate_plan(self, model: torch.nn.Module, adapter_name: str) -> Any:
         """Plan the adapter on ``model`` and check every tensor against it; returns the plan."""
-        from quicq.adapters.model import plan_adapter
-
         where = f"adapter at {self.directory}"
         try:
             plan = plan_adapter(model, self.config, adapter_name)
@@ -178,6 +185,14 @@ class LoadedAdapter:
                     p.copy_(self.tensors[f"{name}.{pname}"].to(dtype=p.dtype, device=p.device))
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _describe(m: dict[str, Any]) -> str:
     return f"{m.get('kind')} out_features={m.get('out_features')} in_features={m.get('in_features')}"
 
@@ -187,6 +202,10 @@ def _parse_version(v: Any) -> tuple[int, ...]:
         return tuple(int(x) for x in str(v).split("+")[0].split(".")[:3])
     except ValueError:
         raise AdapterLoadError(f"quicq_version {v!r} is not a version number") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in an adapter config (non-finite number)")
 
 
 def read_adapter(directory: str | Path) -> LoadedAdapter:
@@ -203,9 +222,10 @@ def read_adapter(directory: str | Path) -> LoadedAdapter:
             directory / "adapter_model.bin").exists() else ""
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}{extra}")
     try:
-        meta = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AdapterLoadError(f"{cfg_path} is not valid JSON: {exc}") from None
+        meta = json.loads(cfg_path.read_text(), parse_constant=_reject_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise AdapterLoadError(f"{cfg_path} is not valid JSON: {msg}") from None
     if not isinstance(meta, dict):
         raise AdapterLoadError(f"{cfg_path} must hold a JSON object")
     if meta.get("format") != FORMAT:
@@ -224,6 +244,17 @@ def read_adapter(directory: str | Path) -> LoadedAdapter:
     for key, typ in (("modules", dict), ("modules_to_save", list), ("config", dict)):
         if not isinstance(meta.get(key), typ):
             raise AdapterLoadError(f"{cfg_path}: field {key!r} is missing or not a {typ.__name__}")
+    if fv == 1 and meta.get("method") == "quic" and "start" not in meta["config"]:
+        meta["config"] = {**meta["config"], "start": "identity"}  # what version-1 angles mean
+    digest = meta.get("weights_sha256")
+    if digest is None:
+        warnings.warn(f"{cfg_path} records no weights_sha256 (written by quicq format {fv}); the tensor "
+                      "file cannot be verified", stacklevel=2)
+    elif not isinstance(digest, str) or _sha256(w_path) != digest:
+        raise AdapterLoadError(
+            f"{w_path} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is corrupt or was "
+            "changed after saving"
+        )
     try:
         config = config_from_dict(meta.get("method"), meta["config"])
     except AdapterConfigError as exc:

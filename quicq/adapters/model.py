@@ -10,216 +10,20 @@ valid, so a bad config or a bad checkpoint never leaves a model half-adapted.
 from __future__ import annotations
 
 import inspect
-import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from quicq.adapters.config import (
-    ALL_LINEAR,
-    AdapterConfig,
-    AdapterConfigError,
-    QuantumPEFTConfig,
-    QuICConfig,
-)
-from quicq.adapters.layer import (
-    AdapterError,
-    ModulesToSaveWrapper,
-    QuantumPEFTLayer,
-    QuantumPEFTSpec,
-    QuICLayer,
-    QuicqTunerLayer,
-    QuICSpec,
-    _conv1d_class,
-    layer_geometry,
-)
+from quicq.adapters.config import AdapterConfig, AdapterConfigError, QuantumPEFTConfig, QuICConfig
+from quicq.adapters.io import read_adapter, save_adapter
+from quicq.adapters.targeting import LAYER_CLASSES, AdapterPlan, plan_adapter, set_submodule
+from quicq.adapters.tuner import AdapterError, ModulesToSaveWrapper, QuicqTunerLayer
 
 __all__ = ["LAYER_CLASSES", "AdapterPlan", "QuicqModel", "get_quicq_model", "plan_adapter"]
-
-Spec = QuICSpec | QuantumPEFTSpec
-#: Layer class and spec class per method.
-LAYER_CLASSES: dict[str, tuple[type[QuicqTunerLayer], type]] = {
-    "quic": (QuICLayer, QuICSpec),
-    "quantum_peft": (QuantumPEFTLayer, QuantumPEFTSpec),
-}
-#: Top-level heads that "all-linear" leaves alone (peft excludes the output embeddings and, for
-#: classification, the ``classifier``/``score`` head; quicq always excludes these names).
-HEAD_NAMES: tuple[str, ...] = ("classifier", "score", "qa_outputs")
-
-
-# ---------------------------------------------------------------------------------------------
-# Matching (peft's rules)
-# ---------------------------------------------------------------------------------------------
-
-
-def _name_matches(spec: list[str] | str, name: str) -> bool:
-    if isinstance(spec, str):
-        return re.fullmatch(spec, name) is not None
-    return any(name == t or name.endswith("." + t) for t in spec)
-
-
-def _candidates(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Named modules, skipping the insides of quicq layers and modules_to_save wrappers."""
-    inside: list[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(p + ".") for p in inside):
-            continue
-        if isinstance(module, (QuicqTunerLayer, ModulesToSaveWrapper)):
-            inside.append(name)
-        yield name, module
-
-
-def _is_linear(module: nn.Module) -> bool:
-    base = module.get_base_layer() if isinstance(module, QuicqTunerLayer) else module
-    conv1d = _conv1d_class()
-    return isinstance(base, nn.Linear) or (conv1d is not None and isinstance(base, conv1d))
-
-
-def _head_modules(model: nn.Module) -> set[str]:
-    """Names excluded by ``"all-linear"``: the output embeddings and classification heads."""
-    heads: list[nn.Module] = []
-    get_out = getattr(model, "get_output_embeddings", None)
-    if callable(get_out):
-        try:
-            emb = get_out()
-        except (NotImplementedError, AttributeError):
-            emb = None
-        if isinstance(emb, nn.Module):
-            heads.append(emb)
-    for attr in HEAD_NAMES:
-        head = model._modules.get(attr)
-        if isinstance(head, nn.Module):
-            heads.append(head)
-    out: set[str] = set()
-    for name, module in model.named_modules():
-        if any(module is h for h in heads):
-            out.add(name)
-    # and everything inside a head
-    return {n for n, _ in model.named_modules() if any(n == h or n.startswith(h + ".") for h in out)}
-
-
-@dataclass
-class TargetPlan:
-    """One module to adapt: its qualified name, resolved spec, and existing quicq layer if any."""
-
-    name: str
-    spec: Spec
-    existing: QuicqTunerLayer | None
-
-
-@dataclass
-class AdapterPlan:
-    """Everything adding one adapter will do, computed without touching the model."""
-
-    adapter_name: str
-    config: AdapterConfig
-    targets: list[TargetPlan]
-    saved: list[tuple[str, nn.Module]] = field(default_factory=list)  # modules_to_save (name, module)
-
-    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Checkpoint tensor names (without adapter name) and shapes this adapter consists of."""
-        out: dict[str, tuple[int, ...]] = {}
-        for t in self.targets:
-            if isinstance(t.spec, QuICSpec):
-                out[f"{t.name}.quic_params"] = tuple(t.spec.param_shape)
-            else:
-                for attr, shape in t.spec.param_shapes.items():
-                    out[f"{t.name}.{attr}"] = tuple(shape)
-        for name, module in self.saved:
-            original = module.original_module if isinstance(module, ModulesToSaveWrapper) else module
-            for pname, p in original.named_parameters():
-                out[f"{name}.{pname}"] = tuple(p.shape)
-        return out
-
-
-def _check_adapter_name(name: Any) -> None:
-    if not isinstance(name, str) or not name or "." in name:
-        raise AdapterConfigError(f"adapter names must be non-empty strings without '.', got {name!r}")
-
-
-def plan_adapter(model: nn.Module, config: AdapterConfig, adapter_name: str = "default") -> AdapterPlan:
-    """Resolve ``config`` against ``model``: which modules, which shapes — or a clear error.
-
-    Pure: the model is not modified. Errors name the module and its size.
-    """
-    _check_adapter_name(adapter_name)
-    if config.method not in LAYER_CLASSES:
-        raise AdapterConfigError(f"unknown adapter method {config.method!r}")
-    layer_cls, spec_cls = LAYER_CLASSES[config.method]
-    saved_specs = config.modules_to_save or []
-    saved: list[tuple[str, nn.Module]] = []
-    for entry in saved_specs:
-        hits = [(n, m) for n, m in _candidates(model) if n and _name_matches([entry], n)]
-        if not hits:
-            raise AdapterConfigError(f"modules_to_save entry {entry!r} matches no module of the model")
-        saved.extend(h for h in hits if h[0] not in {s[0] for s in saved})
-    saved_names = [n for n, _ in saved]
-    for n, m in saved:
-        if isinstance(m, QuicqTunerLayer):
-            raise AdapterConfigError(
-                f"module {n!r} is already an adapted layer; it cannot also be in modules_to_save"
-            )
-        if isinstance(m, ModulesToSaveWrapper) and adapter_name in m.modules_to_save:
-            raise AdapterConfigError(f"module {n!r} already keeps a copy for adapter {adapter_name!r}")
-
-    targets_spec = config.target_modules
-    heads = _head_modules(model) if targets_spec == ALL_LINEAR else set()
-    targets: list[TargetPlan] = []
-    for name, module in _candidates(model):
-        if not name:
-            continue
-        if targets_spec == ALL_LINEAR:
-            if not _is_linear(module) or name in heads:
-                continue
-        elif not _name_matches(targets_spec, name):
-            continue
-        if config.exclude_modules and _name_matches(config.exclude_modules, name):
-            continue
-        if any(name == s or name.startswith(s + ".") for s in saved_names):
-            continue
-        if isinstance(module, ModulesToSaveWrapper):
-            continue
-        existing = module if isinstance(module, QuicqTunerLayer) else None
-        if existing is not None:
-            if not isinstance(existing, layer_cls):
-                raise AdapterConfigError(
-                    f"module {name!r} already holds {type(existing).__name__} adapters; one module cannot mix "
-                    f"quicq methods (new adapter {adapter_name!r} is {config.method})"
-                )
-            if adapter_name in existing.adapter_names():
-                raise AdapterConfigError(f"module {name!r} already has an adapter named {adapter_name!r}")
-            base = existing.get_base_layer()
-        else:
-            base = module
-        targets.append(TargetPlan(name, spec_cls.build(config, base, name), existing))
-    if not targets:
-        adaptable = [n for n, m in _candidates(model) if n and _is_adaptable(m)]
-        shown = ", ".join(adaptable[:12]) + (" …" if len(adaptable) > 12 else "")
-        raise AdapterConfigError(
-            f"target_modules={config.target_modules!r} matched no adaptable module of "
-            f"{type(model).__name__}; its Linear/Conv1D/Conv2d modules are: {shown or 'none'}"
-        )
-    return AdapterPlan(adapter_name, config, targets, saved)
-
-
-def _is_adaptable(module: nn.Module) -> bool:
-    try:
-        layer_geometry(module.get_base_layer() if isinstance(module, QuicqTunerLayer) else module)
-        return True
-    except AdapterConfigError:
-        return False
-
-
-def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
 
 # ---------------------------------------------------------------------------------------------
 # The wrapper
@@ -323,13 +127,13 @@ class QuicqModel(nn.Module):
                 layer = t.existing
                 if layer is None:
                     layer = layer_cls(self.base_model.get_submodule(t.name), t.name)
-                    _set_submodule(self.base_model, t.name, layer)
+                    set_submodule(self.base_model, t.name, layer)
                 layer.update_layer(name, t.spec, init_weights=plan.config.init_weights)
             for mname, module in plan.saved:
                 wrapper = module
                 if not isinstance(wrapper, ModulesToSaveWrapper):
                     wrapper = ModulesToSaveWrapper(module, mname)
-                    _set_submodule(self.base_model, mname, wrapper)
+                    set_submodule(self.base_model, mname, wrapper)
                 wrapper.add(name)
             self.peft_config[name] = plan.config
         except Exception:
@@ -367,11 +171,11 @@ class QuicqModel(nn.Module):
             if adapter_name in layer.adapter_names() or adapter_name in getattr(layer, layer.other_param_names[0]):
                 layer.delete_adapter(adapter_name)
             if not layer.adapter_names():
-                _set_submodule(self.base_model, name, layer.base_layer)
+                set_submodule(self.base_model, name, layer.base_layer)
         for name, w in list(self._saved_wrappers().items()):
             w.delete_adapter(adapter_name)
             if not w.adapter_names():
-                _set_submodule(self.base_model, name, w.original_module)
+                set_submodule(self.base_model, name, w.original_module)
         self.peft_config.pop(adapter_name, None)
 
     def delete_adapter(self, adapter_name: str) -> None:
@@ -407,9 +211,9 @@ class QuicqModel(nn.Module):
         if merge:
             self.merge_adapter(adapter_names, safe_merge=safe_merge)
         for name, layer in self.quicq_layers().items():
-            _set_submodule(self.base_model, name, layer.get_base_layer())
+            set_submodule(self.base_model, name, layer.get_base_layer())
         for name, w in self._saved_wrappers().items():
-            _set_submodule(self.base_model, name, w.active_module() if merge else w.original_module)
+            set_submodule(self.base_model, name, w.active_module() if merge else w.original_module)
         self.peft_config = {}
         self._active = []
         return self.base_model
@@ -484,8 +288,6 @@ class QuicqModel(nn.Module):
         ``"default"`` goes to ``save_directory`` itself, any other adapter to
         ``save_directory/<name>/`` (peft's layout).
         """
-        from quicq.adapters.io import save_adapter
-
         names = list(self.peft_config) if selected_adapters is None else list(selected_adapters)
         for name in names:
             if name not in self.peft_config:
@@ -495,8 +297,6 @@ class QuicqModel(nn.Module):
 
     def load_adapter(self, directory: str | Path, adapter_name: str, is_trainable: bool = False) -> None:
         """Load a saved adapter under ``adapter_name``; validated in full before the model changes."""
-        from quicq.adapters.io import read_adapter
-
         if adapter_name in self.peft_config:
             raise AdapterConfigError(f"an adapter named {adapter_name!r} already exists")
         loaded = read_adapter(directory)
@@ -515,8 +315,6 @@ class QuicqModel(nn.Module):
 
         ``is_trainable=False`` (peft's default) loads the adapter frozen, for inference.
         """
-        from quicq.adapters.io import read_adapter
-
         loaded = read_adapter(directory)
         loaded.validate_plan(model, adapter_name)
         qm = cls(model, loaded.config, adapter_name)

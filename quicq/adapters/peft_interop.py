@@ -139,6 +139,8 @@ class QuICPeftConfig(PeftConfig):
     block_share: bool = False
     rotate: str = "output"
     apply_mode: str = "auto"
+    start: str = "sorting"
+    compound_mode: str = "auto"
 
     quicq_config_cls = QuICConfig
 
@@ -309,9 +311,6 @@ def oft_rotations(weight: torch.Tensor, block_size: int, *, use_cayley_neumann: 
 def _quic_from_rotations(model: nn.Module, rotations: dict[str, torch.Tensor], block_share: bool,
                          adapter_name: str, project: bool, tol: float) -> QuicqModel:
     """Build QuIC input-side adapters whose blocks are Rᵀ for each module's OFT rotations R."""
-    from quicq.circuits.givens import givens_decompose
-    from quicq.circuits.layouts import pyramid
-
     if not rotations:
         raise AdapterError("the OFT adapter adapts no module")
     sizes = {R.shape[-1] for R in rotations.values()}
@@ -334,24 +333,21 @@ def _quic_from_rotations(model: nn.Module, rotations: dict[str, torch.Tensor], b
                 )
             U, _, Vh = torch.linalg.svd(B)
             B = U @ Vh
-        rows = []
-        for Bi in B:
-            circ, th = givens_decompose(Bi.numpy(), layout="pyramid", atol=max(tol, 1e-8))
-            if circ != pyramid(b):
-                raise AdapterError(
-                    f"module {name!r}: an OFT block has determinant −1 and needs a reflection the QuIC "
-                    "pyramid cannot express"
-                )
-            rows.append(torch.as_tensor(th, dtype=torch.float64))
-        angles[name] = torch.stack(rows)
+        if bool((torch.linalg.det(B) < 0).any()):
+            raise AdapterError(
+                f"module {name!r}: an OFT block has determinant −1 and needs a reflection the QuIC "
+                "pyramid cannot express"
+            )
+        angles[name] = B  # the block; turned into chart parameters once the layers exist
     pattern = "|".join(re.escape(n) for n in rotations)
     config = QuICConfig(target_modules=f"(?:{pattern})", block_size=b, orders=(1,), parameterization="pyramid",
                         rotate="input", block_share=block_share)
     qm = get_quicq_model(model, config, adapter_name)
     layers = qm.quicq_layers(adapter_name)
     with torch.no_grad():
-        for name, th in angles.items():
+        for name, B in angles.items():
             p = layers[name].quic_params[adapter_name]
+            th = layers[name].parameterization(adapter_name).from_matrix(B)
             if p.shape != th.shape:
                 raise AdapterError(
                     f"module {name!r}: OFT gives angles of shape {tuple(th.shape)}, QuIC expects {tuple(p.shape)}"

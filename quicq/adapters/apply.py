@@ -1,0 +1,123 @@
+"""Applying a QuIC rotation blockdiag(⊕_k C_k(A_i) ⊕ I) along one axis, never forming it.
+
+A rotation is described by a :class:`Rotation`: per order k either the n×n matrices A (N', n, n),
+applied as the k-th exterior power (:func:`quicq.engine.exterior.exterior_apply`; k = 1 is a
+plain matmul), or dense (N', C(n,k), C(n,k)) blocks (what a hardware block source hands over,
+or what the cost model picks for small n). The same code rotates activations (tokens along the
+other axes) and weights (the weight's other axis as tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from quicq.engine import compound
+from quicq.engine.exterior import dense_cost, exterior_apply, exterior_cheaper, exterior_cost, flush_tiny
+
+__all__ = ["Rotation", "apply_blocks", "apply_rotation", "rotation_cost"]
+
+
+@dataclass
+class Rotation:
+    """One adapter's rotation of every block: sectors in ``orders``, each as ``A`` or dense.
+
+    ``A``: (N', n, n) or None; ``dense[i]``: (N', D_i, D_i) or None for order ``orders[i]``.
+    Exactly one of ``A`` / ``dense[i]`` is used per order: dense when given.
+    """
+
+    orders: tuple[int, ...]
+    n: int
+    A: torch.Tensor | None = None
+    dense: list[torch.Tensor | None] | None = None
+
+    @classmethod
+    def from_matrix(cls, A: torch.Tensor, orders: Sequence[int], *, mode: str = "auto") -> Rotation:
+        """Sectors of A; ``mode`` "auto" forms C_k(A) only where that is cheaper per vector."""
+        n = A.shape[-1]
+        dense: list[torch.Tensor | None] = []
+        for k in orders:
+            use_dense = k >= 2 and (mode == "dense" or (mode == "auto" and not exterior_cheaper(n, k)))
+            dense.append(flush_tiny(compound(A, k)) if use_dense else None)  # cancellations can underflow
+        return cls(tuple(orders), n, A, dense)
+
+    @classmethod
+    def from_blocks(cls, blocks: Sequence[torch.Tensor], orders: Sequence[int], n: int) -> Rotation:
+        return cls(tuple(orders), n, None, list(blocks))
+
+    def blocks(self) -> list[torch.Tensor]:
+        """Dense per-order blocks (forms the compounds: for merging, inspection and export)."""
+        out = []
+        for i, k in enumerate(self.orders):
+            B = self.dense[i] if self.dense and self.dense[i] is not None else None
+            if B is None:
+                assert self.A is not None
+                B = self.A if k == 1 else flush_tiny(compound(self.A, k))
+            out.append(B)
+        return out
+
+    def to(self, dtype: torch.dtype) -> Rotation:
+        return Rotation(self.orders, self.n, None if self.A is None else self.A.to(dtype),
+                        None if self.dense is None else [None if B is None else B.to(dtype) for B in self.dense])
+
+
+def rotation_cost(n: int, orders: Sequence[int], mode: str = "auto") -> int:
+    """Multiply-adds per rotated vector per block (the cost model of :meth:`Rotation.from_matrix`)."""
+    total = 0
+    for k in orders:
+        if k == 1:
+            total += n * n
+        elif mode == "dense" or (mode == "auto" and not exterior_cheaper(n, k)):
+            total += dense_cost(n, k)
+        else:
+            total += exterior_cost(n, k)
+    return total
+
+
+def _dense_apply(v: torch.Tensor, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """v (…, N, D) ↦ B_i v_i per block (Bᵀ with ``transpose``); B (N', D, D)."""
+    if transpose:
+        B = B.transpose(-1, -2)
+    if B.shape[0] == 1:
+        return v @ B[0].t()
+    return torch.matmul(v.unsqueeze(-2), B.transpose(-1, -2)).squeeze(-2)
+
+
+def apply_rotation(t: torch.Tensor, rot: Rotation, axis: int, n_blocks: int, block_size: int,
+                   *, transpose: bool = False) -> torch.Tensor:
+    """Rotate ``t`` along ``axis`` (size d ≥ n_blocks·block_size) by the rotation (or its inverse).
+
+    The axis is viewed as (N, b) blocks plus an untouched tail; within each block the first
+    Σ C(n,k) coordinates are rotated sector by sector, the rest is identity.
+    """
+    t = t.movedim(axis, -1)
+    lead, d = t.shape[:-1], t.shape[-1]
+    used = n_blocks * block_size
+    head = t[..., :used].reshape(*lead, n_blocks, block_size)
+    parts, off = [], 0
+    for i, k in enumerate(rot.orders):
+        B = rot.dense[i] if rot.dense else None
+        D = B.shape[-1] if B is not None else math.comb(rot.n, k)
+        v = head[..., off:off + D]
+        if B is not None:
+            parts.append(_dense_apply(v, B, transpose))
+        else:
+            assert rot.A is not None
+            parts.append(exterior_apply(rot.A, v, k, transpose=transpose))
+        off += D
+    if off < block_size:
+        parts.append(head[..., off:])
+    out = torch.cat(parts, dim=-1).reshape(*lead, used)
+    if used < d:
+        out = torch.cat([out, t[..., used:]], dim=-1)
+    return out.movedim(-1, axis)
+
+
+def apply_blocks(t: torch.Tensor, blocks: Sequence[torch.Tensor], axis: int, n_blocks: int, block_size: int,
+                 *, transpose: bool = False) -> torch.Tensor:
+    """Rotate ``t`` along ``axis`` by dense per-order blocks (N', D_k, D_k), in sorted order."""
+    rot = Rotation(tuple(range(len(blocks))), 0, None, list(blocks))  # orders unused when dense
+    return apply_rotation(t, rot, axis, n_blocks, block_size, transpose=transpose)
