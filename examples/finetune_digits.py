@@ -1,6 +1,6 @@
 """Adapt a small CNN pretrained on digits 0–4 to digits 5–9, with every PEFT method side by side.
 
-The CNN (:class:`data.DigitsCNN`: two convs, hidden Linear layers ``fc1`` 512→128 and ``fc2``
+The CNN (:class:`quicq.tasks.DigitsCNN`: two convs, hidden Linear layers ``fc1`` 512→128 and ``fc2``
 128→128, a fresh 5-way ``head``) is pretrained on all 0–4 images of scikit-learn's 8×8 digits,
 then fine-tuned on half of the 5–9 images and tested on the other half. Adapters go on
 ``conv2``, ``fc1`` and ``fc2`` (QuIC rotates their input side by default, see
@@ -35,7 +35,7 @@ from common import (  # noqa: E402
     train_and_evaluate,
     write_results,
 )
-from data import DataUnavailable, digits_split, pretrained_digits_cnn  # noqa: E402
+from quicq.tasks import DIGITS_TARGET, DataUnavailable, digits_split, pretrain_digits_cnn  # noqa: E402
 
 DEFAULT_METHODS = ("head", "full", "lora", "oft", "quic-pyramid", "quic-butterfly", "quic-cayley", "qpeft")
 #: A small CNN trained from a few hundred images takes larger steps than a transformer.
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--steps and --batch-size must be ≥ 1")
     torch.manual_seed(args.seed)
     try:
-        split = digits_split((5, 6, 7, 8, 9), seed=args.seed)
-        base = pretrained_digits_cnn(seed=args.seed, epochs=args.pretrain_epochs)
+        split = digits_split(DIGITS_TARGET, seed=args.seed, val_fraction=0.0)
+        base = pretrain_digits_cnn(seed=args.seed, epochs=args.pretrain_epochs)
     except DataUnavailable as exc:
         raise SystemExit(str(exc)) from exc
     x_tr, y_tr = split.x_train, split.y_train

