@@ -205,3 +205,113 @@ def run_method(wl: Workload, method: str, settings: dict[str, Any], lr: float, s
     out.update(val_acc=val_acc, val_loss=val_loss, test_acc=test_acc, test_loss=test_loss, step_ms=stats.step_ms,
                train_s=stats.train_s, final_train_loss=stats.final_loss)
     return out
+
+
+# ----------------------------------------------------------------------------- the examples' driver
+
+
+def _harness_lrs(path: Path, task: str, settings: TaskSettings, per_method: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """lrs the accuracy harness chose on validation, where its task and method settings equal ours."""
+    import json
+
+    if not path.is_file():
+        return {}
+    summary = json.loads(path.read_text()).get("summaries", {}).get(task)
+    if not summary or summary.get("task_fp") != settings.fingerprint():
+        return {}
+    out = {}
+    for row in summary["methods"]:
+        m = row["method"]
+        if m in per_method and row.get("lr_chosen") and _jsonable(row.get("settings")) == _jsonable(per_method[m]):
+            out[m] = float(row["lr_chosen"])
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj, default=list))
+
+
+def example_main(task: str, doc: str, default_methods: tuple[str, ...], argv: list[str] | None = None) -> int:
+    """Command line of ``finetune_digits.py`` / ``finetune_text.py``: run methods with the recipe,
+    report validation and test accuracy; nothing is chosen on test."""
+    import argparse
+    import datetime as dt
+    import json
+    import os
+    import platform
+    import subprocess
+
+    from common import add_method_args, learning_rates, method_settings, parse_methods, split_list
+
+    fam = family(task)
+    root = Path(__file__).resolve().parents[1]
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = DEFAULTS[fam]
+    p.add_argument("--steps", type=int, default=d["steps"], help="training steps per method (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--train-size", type=int, default=0, help="use at most this many training examples (0: all)")
+    p.add_argument("--val-size", type=int, default=0, help="validation examples (text; 0: 1,000)")
+    p.add_argument("--test-size", type=int, default=0, help="test examples (text; 0: all)")
+    p.add_argument("--seq-len", type=int, default=64, help="max tokens per text (default: %(default)s)")
+    p.add_argument("--pretrain-epochs", type=int, default=8, help="digits: CNN pretraining epochs on 0–4")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results", default=str(root / "results" / "accuracy.json"),
+                   help="harness results whose validation-chosen lrs are used ('' for none; default: %(default)s)")
+    p.add_argument("--out", default="out", help="output directory (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_method_args(p, default_methods=default_methods, targets=TARGETS[fam], head=HEADS[fam])
+    args = p.parse_args(argv)
+    methods = parse_methods(args.methods)
+    if args.threads < 1:
+        raise SystemExit("--threads must be ≥ 1")
+    torch.set_num_threads(args.threads)
+    from quicq.tasks import DataUnavailable, TaskError
+
+    settings = TaskSettings(task, args.steps, args.batch_size, args.head_lr or d["head_lr"], args.train_size,
+                            args.val_size, args.test_size, args.seq_len, args.pretrain_epochs)
+    try:
+        recipe = settings.recipe
+        wl = Workload(settings)
+    except (DataUnavailable, TaskError) as exc:
+        raise SystemExit(str(exc)) from exc
+    if split_list(args.targets) != list(wl.targets) or split_list(args.head_modules) != list(wl.head):
+        wl.targets, wl.head = tuple(split_list(args.targets)), tuple(split_list(args.head_modules))
+    per_method = {m: method_settings(m, fam, args) for m in methods}
+    chosen = _harness_lrs(Path(args.results), task, settings, per_method) if args.results else {}
+    lrs = learning_rates(args, fam, chosen)
+    print(f"{task}: {wl.sizes['train']} train / {wl.sizes['val']} val / {wl.sizes['test']} test; {recipe.steps} steps "
+          f"of batch {recipe.batch_size}, warmup {recipe.warmup_steps} + cosine; {torch.get_num_threads()} thread(s)")
+    rows = []
+    for m in methods:
+        source = "--lr" if any(i.startswith(f"{m}=") for i in args.lr) else ("harness (val)" if m in chosen else "grid middle")
+        r = run_method(wl, m, per_method[m], lrs[m], args.seed, recipe=recipe,
+                       progress=not args.no_progress and os.isatty(2))
+        r.update(lr_source=source, settings=per_method[m])
+        rows.append(r)
+        acc = "diverged" if r.get("error") else f"val {r['val_acc']:.4f}, test {r['test_acc']:.4f}"
+        print(f"{m:>15}: {acc}, lr {r['lr']:g} ({source}), {r['params']['adapter_stored']:,} adapter params, "
+              f"{r['step_ms']:.1f} ms/step", flush=True)
+    lines = ["| method | lr | val acc | test acc | adapter params | step ms |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['lr']:g} | {r['val_acc'] if r['val_acc'] is None else round(r['val_acc'], 4)} "
+                     f"| {r['test_acc'] if r['test_acc'] is None else round(r['test_acc'], 4)} | "
+                     f"{r['params']['adapter_stored']:,} | {r['step_ms']:.1f} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    meta = {"command": " ".join(["python", f"examples/finetune_{fam}.py", *(argv if argv is not None else
+                                                                         __import__("sys").argv[1:])]),
+            "commit": commit, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "loadavg": list(os.getloadavg()),
+            "python": platform.python_version(), "torch": torch.__version__}
+    name = "digits" if fam == "digits" else "text"
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "settings": asdict(settings), "results": rows},
+                                                 indent=1, default=list) + "\n")
+    (out / f"{name}.md").write_text(f"# {name}\n\n`{meta['command']}`\n\n{table}\n")
+    print(f"\nwrote {out / (name + '.json')} and {out / (name + '.md')}")
+    return 0
