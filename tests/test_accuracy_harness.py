@@ -122,7 +122,8 @@ def test_smoke_run_and_resume(tmp_path):
         assert rows["lora"]["ratio_to_lora"] == 1.0
         assert rows["quic-butterfly"]["fewer_params_than_lora"] > 40
     assert (tmp_path / "accuracy.md").read_text().count("| LoRA r=8 |") == n_tasks
-    assert (tmp_path / "accuracy.png").stat().st_size > 10_000
+    if importlib.util.find_spec("matplotlib"):
+        assert (tmp_path / "accuracy.png").stat().st_size > 10_000
     # a rerun of the same command finds every run done and trains nothing
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
