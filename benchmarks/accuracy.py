@@ -8,8 +8,8 @@ Protocol (the same for every method; the recipe is ``examples/common.py``'s):
    the task's fixed head lr (for ``head`` itself the swept lr *is* the head lr).
 3. Per method an lr sweep over its grid (``examples/methods.py``; ≥ 3 values over ≥ 10×; plus
    the library's ``config.lr_hint`` when quicq defines one) with seed 0, chosen on validation
-   accuracy. If the best lr is at an edge of the grid the sweep is extended by one grid step
-   (``--extend``, default 1 per side) before seeds are added.
+   accuracy. While the best lr is at an edge of the lrs swept, the sweep is extended one grid
+   step beyond it (up to ``--extend`` = 2 steps per side) before seeds are added.
 4. ``--seeds`` − 1 more seeds at the chosen lr; test accuracy = mean ± std over those seeds.
 
 Every run is appended to ``<out>/accuracy.json`` as soon as it finishes, keyed by task (+ a
@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "digits and text)")
     p.add_argument("--methods", default=",".join(HARNESS_METHODS), help="comma-separated (default: %(default)s)")
     p.add_argument("--seeds", type=int, default=3, help="seeds at the chosen lr, sweep seed included (default: 3)")
-    p.add_argument("--extend", type=int, default=1, help="grid steps added beyond an edge lr, per side (default: 1)")
+    p.add_argument("--extend", type=int, default=2,
+                   help="grid steps added, one at a time, beyond an edge lr, per side (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=0, help="worker processes (0: idle cores by load average)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default: %(default)s)")
     for name in ("steps", "batch-size", "train-size", "val-size", "test-size", "seq-len", "pretrain-epochs"):
