@@ -44,6 +44,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -229,14 +230,31 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
-def save_results(path: Path, data: dict[str, Any]) -> None:
-    """Atomic write: a crash mid-write never loses the runs already recorded."""
+def save_results(path: Path, data: dict[str, Any], own_summaries: Iterable[str] = ()) -> None:
+    """Merge ``data`` into the file on disk and write it atomically, under a lock.
+
+    Runs and invocations are unioned with what is on disk (another invocation, e.g. of another
+    task, may have added some since this one started); only the summaries in ``own_summaries``
+    are replaced. ``data`` is updated to the merged state. A crash mid-write loses nothing.
+    """
+    import fcntl
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
-        fh.write("\n")
-    os.replace(tmp, path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = load_results(path)
+        data["runs"] = {**disk["runs"], **data["runs"]}
+        seen = {json.dumps(i, sort_keys=True) for i in data["invocations"]}
+        data["invocations"] = [i for i in disk["invocations"] if json.dumps(i, sort_keys=True) not in seen] + \
+            data["invocations"]
+        data["invocations"].sort(key=lambda i: i.get("date", ""))
+        own = set(own_summaries)
+        data["summaries"] = {**disk["summaries"], **{t: v for t, v in data["summaries"].items() if t in own}}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
+            fh.write("\n")
+        os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- main
@@ -319,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                       initargs=(args.threads,))
     t0 = time.perf_counter()
+    done_tasks: list[str] = []
     try:
         for plan in plans:
             while todo := plan.pending(data["runs"]):
@@ -332,12 +351,13 @@ def main(argv: list[str] | None = None) -> int:
                     results = map(run_one, todo)
                 for rec in results:
                     data["runs"][rec["key"]] = rec
-                    save_results(jpath, data)
+                    save_results(jpath, data, done_tasks)
                     acc = "diverged" if rec.get("error") else f"val {rec['val_acc']:.4f} test {rec['test_acc']:.4f}"
                     print(f"[{time.perf_counter() - t0:7.0f}s] {plan.task} {rec['method']:>15} lr={rec['lr']:<8g} "
                           f"seed={rec['seed']}: {acc}, {rec['step_ms']:.1f} ms/step, {rec['train_s']:.0f} s", flush=True)
             data["summaries"][plan.task] = plan.summary(data["runs"], command)
-            save_results(jpath, data)
+            done_tasks.append(plan.task)
+            save_results(jpath, data, done_tasks)
     finally:
         if pool:
             pool.shutdown()

@@ -140,3 +140,20 @@ def test_bad_input_fails_before_work(tmp_path):
                               capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
         assert proc.returncode != 0 and msg in proc.stderr, (extra, proc.stderr[-500:])
     assert not (tmp_path / "accuracy.json").exists()
+
+
+def test_concurrent_invocations_merge_instead_of_overwriting(tmp_path):
+    from accuracy import load_results, save_results
+
+    path = tmp_path / "accuracy.json"
+    a, b = load_results(path), load_results(path)  # two invocations that started from the same (empty) file
+    a["runs"]["k1"] = {"x": 1}
+    a["summaries"]["digits"] = {"mine": "a"}
+    save_results(path, a, ["digits"])
+    b["runs"]["k2"] = {"x": 2}
+    b["summaries"]["text"] = {"mine": "b"}
+    b["summaries"]["digits"] = {"stale": True}  # not b's own: must not replace a's
+    save_results(path, b, ["text"])
+    disk = json.loads(path.read_text())
+    assert set(disk["runs"]) == {"k1", "k2"} and disk["summaries"] == {"digits": {"mine": "a"}, "text": {"mine": "b"}}
+    assert b["runs"].keys() == {"k1", "k2"}
