@@ -68,9 +68,11 @@ def test_compile_symbolic_and_a_saved_adapter(tmp_path: Path) -> None:
 
 
 def test_run_estimates_blocks_and_reports_errors(tmp_path: Path, capsys) -> None:
-    assert main(["compile", "--layout", "pyramid", "--n", "3", "--angles", "random", "--out", str(tmp_path)]) == 0
+    assert main(["compile", "--layout", "pyramid", "--n", "3", "--orders", "1,2", "--angles", "random",
+                 "--out", str(tmp_path)]) == 0
     out = tmp_path / "blocks.npz"
-    rc = main(["run", str(tmp_path / "pyramid3.qasm"), "--orders", "1,2", "--backend", "exact", "--shots", "4000",
+    # no --orders: the run takes them from the compile manifest
+    rc = main(["run", str(tmp_path / "pyramid3.qasm"), "--backend", "exact", "--shots", "4000",
                "--seed", "1", "--out", str(out)])
     assert rc == 0
     arrays = np.load(out)
