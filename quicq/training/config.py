@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from quicq.hardware.hybrid import GRADIENTS
 from quicq.hardware.spec import BACKEND_SPECS, BackendSpecError, parse_backend_spec
 from quicq.training.errors import ConfigError
 
-__all__ = ["CONFIG_SCHEMA", "FREE_SECTIONS", "REQUIRED", "TASKS", "TASK_KEYS", "TRAIN_GRADIENTS", "load_config",
+__all__ = ["CONFIG_SCHEMA", "FREE_SECTIONS", "REQUIRED", "TASKS", "TASK_KEYS", "TRAIN_GRADIENTS", "adapter_config",
+           "load_config",
            "schema_help", "validate_config"]
 
 #: Gradients of ``train.gradient``: ``exact`` (engine autograd, no backend) and the hardware rules.
@@ -56,6 +58,7 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "text_column": (str, "text", "text: CSV column holding the texts"),
         "label_column": (str, "label", "text: CSV column holding the labels"),
         "max_length": (int, 64, "text: tokens per example (longer texts are truncated)"),
+        "val_size": (int, 1000, "text: examples held out as validation (never trained on, never tested on)"),
     },
     "adapter": {
         "method": (str, "quic", "quic | quantum_peft; other keys are that adapter config's fields"),
@@ -93,7 +96,7 @@ FREE_SECTIONS: tuple[str, ...] = ("adapter", "mitigation")
 #: Keys of [task] that only one task uses.
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "digits": ("width", "pretrain_epochs"),
-    "text": ("model", "data", "text_column", "label_column", "max_length"),
+    "text": ("model", "data", "text_column", "label_column", "max_length", "val_size"),
 }
 
 
@@ -157,13 +160,16 @@ def _check_values(cfg: dict[str, dict[str, Any]], raw: dict[str, Any], source: s
     for key in ("batch_size", "width", "pretrain_epochs", "threads", "max_length"):
         if t[key] < 1:
             _fail(source, f"task.{key}", f"must be ≥ 1, got {t[key]}")
-    for key in ("train_size", "eval_size"):
+    for key in ("train_size", "eval_size", "val_size"):
         if t[key] < 0:
             _fail(source, f"task.{key}", f"must be ≥ 0, got {t[key]}")
     from quicq.adapters.config import METHODS
 
     if a["method"] not in METHODS:
         _fail(source, "adapter.method", f"must be one of {sorted(METHODS)}, got {a['method']!r}")
+    from quicq.training.tasks import ADAPTER_DEFAULTS
+
+    adapter_config(a, ADAPTER_DEFAULTS[t["name"]], source=source)
     if b["shots"] is not None and b["shots"] <= 0:
         _fail(source, "backend.shots", f"must be a positive integer (or null for exact probabilities), got {b['shots']}")
     if b["retries"] < 1:
@@ -185,6 +191,30 @@ def _check_values(cfg: dict[str, dict[str, Any]], raw: dict[str, Any], source: s
     if cfg["mitigation"] and tr["gradient"] == "exact" and not cfg["eval"]["estimated"]:
         _fail(source, "mitigation", "is set but nothing uses the backend (train.gradient = 'exact', "
                                     "eval.estimated = false)")
+
+
+def adapter_config(a: Mapping[str, Any], defaults: Mapping[str, Any], *, source: str = "config") -> Any:
+    """The adapter config of an ``[adapter]`` table, with the task's defaults for missing keys.
+
+    Fields are checked by the adapter config class itself; its complaint is re-raised naming the key.
+    """
+    from quicq.adapters import AdapterConfigError
+    from quicq.adapters.config import METHODS, config_from_dict
+
+    method = a["method"]
+    fields = {k: v for k, v in a.items() if k != "method"}
+    known = set(METHODS[method].__dataclass_fields__)
+    for k, v in defaults.items():
+        if k in known and k not in fields and not (k == "block_size" and "n_blocks" in fields):
+            fields[k] = v
+    if isinstance(fields.get("orders"), list):
+        fields["orders"] = tuple(fields["orders"])
+    try:
+        return config_from_dict(method, fields)
+    except (AdapterConfigError, TypeError) as exc:
+        first = str(exc).split(" ", 1)[0]
+        key = f"'adapter.{first}'" if first in known else "[adapter]"
+        raise ConfigError(f"{source}: {key}: {exc}") from None
 
 
 def load_config(path: str | Path, *, require_steps: bool = True) -> dict[str, dict[str, Any]]:

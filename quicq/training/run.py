@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from quicq.training.atomic import atomic_write_text
-from quicq.training.config import load_config, validate_config
+from quicq.training.config import adapter_config, load_config, validate_config
 from quicq.training.errors import ConfigError
 from quicq.training.loop import HybridTrainer, StepCallback
 from quicq.training.tasks import TaskBundle, build_task, epoch_batches, skeleton_model
@@ -31,25 +31,6 @@ __all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "run_
 
 #: [backend] keys that are not backend-constructor arguments of the same name.
 _RESERVED = ("shots", "seed", "retries", "retry_delay", "timeout", "magnitudes", "postselect", "noise")
-
-
-def adapter_config(a: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
-    """The adapter config of an ``[adapter]`` table, with the task's defaults for missing keys."""
-    from quicq.adapters import AdapterConfigError
-    from quicq.adapters.config import METHODS, config_from_dict
-
-    method = a["method"]
-    fields = {k: v for k, v in a.items() if k != "method"}
-    known = set(METHODS[method].__dataclass_fields__)
-    for k, v in defaults.items():
-        if k in known and k not in fields and not (k == "block_size" and "n_blocks" in fields):
-            fields[k] = v
-    if isinstance(fields.get("orders"), list):
-        fields["orders"] = tuple(fields["orders"])
-    try:
-        return config_from_dict(method, fields)
-    except (AdapterConfigError, TypeError) as exc:
-        raise ConfigError(f"[adapter]: {exc}") from None
 
 
 def build_adapter_skeleton(cfg: Mapping[str, Any]) -> Any:

@@ -24,7 +24,7 @@ from quicq.training.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TaskBundle", "build_task", "epoch_batches", "skeleton_model"]
+__all__ = ["ADAPTER_DEFAULTS", "TaskBundle", "build_task", "epoch_batches", "skeleton_model"]
 
 
 @dataclass
@@ -129,7 +129,8 @@ TEXT_ADAPTER = {"target_modules": ["query", "value"], "modules_to_save": ["class
 def _text_data(t: Mapping[str, Any]) -> Any:
     from quicq.tasks import TaskError, csv_texts, rotten_tomatoes
 
-    sizes = {"seed": t["seed"], "train_size": t["train_size"] or None, "test_size": t["eval_size"] or None}
+    sizes = {"seed": t["seed"], "val_size": t["val_size"], "train_size": t["train_size"] or None,
+             "test_size": t["eval_size"] or None}
     try:
         if t["data"] == "rotten_tomatoes":
             return rotten_tomatoes(**sizes)
@@ -175,6 +176,10 @@ def _text(t: Mapping[str, Any]) -> TaskBundle:
     return TaskBundle(model, int(y.shape[0]), loss_fn, evaluate, dict(TEXT_ADAPTER), ["classifier"],
                       {"task": f"text classification: {t['data']}", "model": name, "labels": data.label_names,
                        "train_examples": int(y.shape[0]), "test_examples": int(yt.shape[0])})
+
+
+#: task name → adapter defaults (used for any key the [adapter] table leaves out)
+ADAPTER_DEFAULTS: dict[str, dict[str, Any]] = {"digits": DIGITS_ADAPTER, "text": TEXT_ADAPTER}
 
 
 def build_task(t: Mapping[str, Any], out: Path) -> TaskBundle:
