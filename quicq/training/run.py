@@ -184,6 +184,31 @@ def _plot(path: Path, losses: list[float], title: str) -> str | None:
     return str(path)
 
 
+def _environment() -> dict[str, Any]:
+    """Facts that make a summary reproducible: commit, command, date, machine, versions."""
+    import datetime
+    import os
+    import subprocess
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent, check=False).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    versions = {}
+    for pkg in ("quicq", "torch", "transformers", "qiskit", "qiskit-aer", "qiskit-ibm-runtime", "numpy"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return {"commit": commit, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None, "versions": versions}
+
+
 def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: Iterable[StepCallback] = (),
                on_checkpoint: Iterable[Callable[[int, Path], None]] = ()) -> dict[str, Any]:
     """Run (or resume) a validated config; evaluate; write the adapter, ``summary.json`` and the plot."""
@@ -214,7 +239,7 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: I
         "gradient": tr["gradient"], "mitigation": cfg["mitigation"], "evaluation": evaluation,
         "test_accuracy_exact_blocks": evaluation.get("exact_blocks", {}).get("accuracy"),
         "checkpoints": str(out / "checkpoints"), "adapter": str(out / "adapter"), "plot": plot,
-        "seconds": result.seconds,
+        "seconds": result.seconds, "environment": _environment(),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
