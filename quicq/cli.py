@@ -167,7 +167,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg["train"]["steps"] = args.steps
     if args.out is not None:
         cfg["train"]["out"] = args.out
-    summary = run_config(cfg, progress=not args.no_progress)
+    from quicq.training.loop import show_progress
+
+    def report(step: int, path: Path) -> None:  # without a progress bar, one line per checkpoint
+        print(f"step {step}/{cfg['train']['steps']}: checkpoint {path.name}", flush=True)
+
+    quiet = not show_progress(not args.no_progress)
+    summary = run_config(cfg, progress=not args.no_progress, on_checkpoint=[report] if quiet else [])
     resumed = f" (resumed from step {summary['resumed_from']})" if summary["resumed_from"] else ""
     losses = summary["losses"]
     print(f"trained {summary['steps']} steps{resumed} on {summary['backend']} with {summary['gradient']} gradients")

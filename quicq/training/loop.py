@@ -173,8 +173,8 @@ class HybridTrainer:
         written: list[int] = []
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=min(self.step, steps), desc="training", disable=not show_progress(self.progress),
-                   dynamic_ncols=True, leave=False)
+        bar = tqdm(total=steps, initial=min(self.step, steps), desc="training",
+                   disable=not show_progress(self.progress), dynamic_ncols=True, leave=False)
         self.model.train()
         try:
             while self.step < steps:
