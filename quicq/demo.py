@@ -38,10 +38,10 @@ from quicq.circuits.bundle import compile_adapter
 from quicq.demo_report import plots, summary_table
 from quicq.hardware.bridge import HardwareBlockSource
 from quicq.hardware.spec import backend_from_spec
-from quicq.hardware.train import accuracy, digits_data, pretrain_digits_cnn
+from quicq.tasks.digits import digits_split, pretrain_digits_cnn
 from quicq.training.atomic import atomic_write_bytes
 from quicq.training.loop import HybridTrainer
-from quicq.training.tasks import epoch_batches
+from quicq.training.tasks import accuracy, epoch_batches
 
 TARGETS = ("conv2", "fc1", "fc2")
 
@@ -231,7 +231,7 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     # (a) exact fine-tuning ---------------------------------------------------------------------
     log.stage(f"pretraining a CNN on digits 0–4 ({s.pretrain_epochs} epochs); fine-tuning on 5–9 "
               f"({s.finetune_steps} steps): head only vs QuIC + head, exact engine")
-    data = digits_data((5, 6, 7, 8, 9), seed=s.seed)
+    data = digits_split(seed=s.seed)  # validation carved from training data; test untouched
     base = pretrain_digits_cnn(s.seed, s.pretrain_epochs, s.width)
     x, y = data.x_train, data.y_train
     batch_fn = epoch_batches(x.shape[0], s.batch_size, s.seed)

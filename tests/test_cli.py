@@ -131,6 +131,14 @@ def test_train_runs_a_config_and_resumes(tmp_path: Path, capsys, monkeypatch) ->
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["steps"] == 3 and summary["resumed_from"] == 2 and len(summary["losses"]) == 3
         assert "resumed from step 2" in capsys.readouterr().out
+        cfg = json.loads(path.read_text())
+        del cfg["train"]["steps"]
+        cfg["train"]["out"] = str(tmp_path / "run2")
+        path.write_text(json.dumps(cfg))
+        assert main(["train", str(path), "--no-progress"]) == 2
+        assert "train.steps" in _err_line(capsys)
+        assert main(["train", str(path), "--steps", "1", "--no-progress"]) == 0  # --steps supplies it
+        assert json.loads((tmp_path / "run2" / "summary.json").read_text())["steps"] == 1
     finally:
         torch.set_num_threads(threads)
     # the token sits in the environment; nothing quicq wrote may contain it

@@ -24,7 +24,7 @@ from quicq.training.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ADAPTER_DEFAULTS", "TaskBundle", "build_task", "epoch_batches", "skeleton_model"]
+__all__ = ["ADAPTER_DEFAULTS", "TaskBundle", "accuracy", "build_task", "epoch_batches", "skeleton_model"]
 
 
 @dataclass
@@ -52,8 +52,18 @@ def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], torch.T
     return batch_fn
 
 
-def _eval_batched(forward: Callable[[slice], torch.Tensor], y: torch.Tensor, batch: int = 128) -> Callable[
-        [nn.Module], float]:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Classification accuracy of ``model`` on (x, y), in eval mode without gradients."""
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(x).argmax(-1) == y).float().mean())
+    model.train(was)
+    return acc
+
+
+def _eval_batched(forward: Callable[[nn.Module, slice], torch.Tensor], y: torch.Tensor, batch: int = 128
+                  ) -> Callable[[nn.Module], float]:
     def evaluate(model: nn.Module) -> float:
         was = model.training
         model.eval()
@@ -67,7 +77,7 @@ def _eval_batched(forward: Callable[[slice], torch.Tensor], y: torch.Tensor, bat
             model.train(was)
         return correct / max(1, y.shape[0])
 
-    return evaluate  # type: ignore[return-value]
+    return evaluate
 
 
 # ---------------------------------------------------------------------------------------------
