@@ -203,7 +203,9 @@ def _environment() -> dict[str, Any]:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
-    return {"commit": commit, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    prog = Path(sys.argv[0]).name
+    prog = "quicq" if prog in ("quicq", "cli.py", "__main__.py") else prog
+    return {"commit": commit, "command": " ".join([prog, *sys.argv[1:]]),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None, "versions": versions}
