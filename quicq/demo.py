@@ -34,16 +34,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from quicq.hardware.train import (
-    HardwareBlockSource,
-    HybridTrainer,
-    accuracy,
-    atomic_write_bytes,
-    backend_from_spec,
-    digits_data,
-    epoch_batches,
-    pretrain_digits_cnn,
-)
+from quicq.circuits.bundle import compile_adapter
+from quicq.demo_report import plots, summary_table
+from quicq.hardware.bridge import HardwareBlockSource
+from quicq.hardware.spec import backend_from_spec
+from quicq.tasks.digits import digits_split, pretrain_digits_cnn
+from quicq.training.atomic import atomic_write_bytes
+from quicq.training.loop import HybridTrainer
+from quicq.training.tasks import accuracy, epoch_batches
 
 TARGETS = ("conv2", "fc1", "fc2")
 
@@ -206,72 +204,6 @@ def _accuracy_with(model: Any, blocks: dict[str, list[torch.Tensor]] | None, x: 
 
 
 # ---------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------
-
-
-def _smooth(xs: Sequence[float], w: int) -> np.ndarray:
-    a = np.asarray(xs, dtype=float)
-    if len(a) < w or w <= 1:
-        return a
-    return np.convolve(a, np.ones(w) / w, mode="valid")
-
-
-def _plots(out: Path, curves: dict[str, list[float]], hybrid: dict[str, list[float]],
-           heat: list[tuple[str, np.ndarray]], circuit: Any) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    w = max(1, min(20, min(len(v) for v in curves.values()) // 5))
-    for label, ys in curves.items():
-        axes[0].plot(np.arange(len(_smooth(ys, w))) + w, _smooth(ys, w), label=label)
-    axes[0].set(title=f"exact fine-tuning (moving average over {w} steps)", xlabel="step", ylabel="training loss")
-    axes[0].legend()
-    for label, ys in hybrid.items():
-        axes[1].plot(np.arange(len(ys)), ys, marker="o", label=label)
-    axes[1].set(title="hybrid training: adapter angles only", xlabel="optimizer steps taken",
-                ylabel="loss on the fixed batch")
-    axes[1].legend()
-    fig.tight_layout()
-    p = out / "training_curves.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files["training_curves"] = str(p)
-
-    fig, axes = plt.subplots(2, len(heat) // 2, figsize=(4 * (len(heat) // 2), 7), squeeze=False)
-    vmax = max(float(h.max()) for _, h in heat) or 1.0
-    for ax, (title, h) in zip(axes.T.ravel(), heat):
-        im = ax.imshow(h, cmap="viridis", vmin=0, vmax=vmax)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.8, label="|estimated − exact|")
-    p = out / "block_errors.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files["block_errors"] = str(p)
-
-    from quicq.circuits.qiskit_io import to_qiskit
-
-    qc = to_qiskit(circuit)
-    try:
-        fig = qc.draw("mpl")
-        p = out / "circuit.png"
-        fig.savefig(p, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-    except Exception:  # noqa: BLE001 - pylatexenc missing or a drawer problem: text drawing instead
-        p = out / "circuit.txt"
-        atomic_write_bytes(p, (str(qc.draw("text")) + "\n").encode())
-    files["circuit"] = str(p)
-    return files
-
-
-# ---------------------------------------------------------------------------------------------
 # The demo
 # ---------------------------------------------------------------------------------------------
 
@@ -299,7 +231,7 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     # (a) exact fine-tuning ---------------------------------------------------------------------
     log.stage(f"pretraining a CNN on digits 0–4 ({s.pretrain_epochs} epochs); fine-tuning on 5–9 "
               f"({s.finetune_steps} steps): head only vs QuIC + head, exact engine")
-    data = digits_data((5, 6, 7, 8, 9), seed=s.seed)
+    data = digits_split(seed=s.seed)  # validation carved from training data; test untouched
     base = pretrain_digits_cnn(s.seed, s.pretrain_epochs, s.width)
     x, y = data.x_train, data.y_train
     batch_fn = epoch_batches(x.shape[0], s.batch_size, s.seed)
@@ -332,8 +264,6 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
 
     # (b) QASM ----------------------------------------------------------------------------------
     log.stage("compiling the trained circuits to OpenQASM 3 (+ 2) with a manifest")
-    from quicq.cli import compile_adapter
-
     quic.save_pretrained(out / "adapter")
     manifest = compile_adapter(out / "adapter", out / "qasm", versions=(2, 3))
     n_files = len(json.loads(manifest.read_text())["files"])
@@ -437,7 +367,7 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
         for i, k in enumerate(s.orders):
             err = np.abs(e.blocks[heat_layer][i][0].numpy() - exact[heat_layer][i][0].numpy())
             heat.append((f"{heat_layer} block 0, k={k}\n{e.label}", err))
-    files = _plots(out / "plots", {"head only": head_losses, "QuIC + head (exact)": quic_losses}, runs, heat,
+    files = plots(out / "plots", {"head only": head_losses, "QuIC + head (exact)": quic_losses}, runs, heat,
                    circuit)
     summary["plots"] = files
 
@@ -462,39 +392,3 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=1) + "\n").encode())
     print(f"\nwrote {out / 'summary.json'}, {out / 'summary.txt'}, plots in {out / 'plots'}")
     return summary
-
-
-def summary_table(summary: dict[str, Any]) -> str:
-    """The demo's result table as plain text."""
-    s = summary["settings"]
-    f = summary["finetune"]
-    rows: list[tuple[str, str, str]] = [
-        ("task", f"digits 0–4 → 5–9 ({f['train_images']} train / {f['test_images']} test images)", ""),
-        ("adapter", (f"QuIC pyramid on {', '.join(f['adapted_modules'])}: {f['adapter_angles']} angles, "
-                     f"{f['qubits']}-qubit circuits, orders {s['orders']}"), ""),
-        ("accuracy", "head only (exact training)", f"{f['accuracy_head_only']:.4f}"),
-        ("", "QuIC + head, exact blocks", f"{f['accuracy_quic_exact']:.4f}"),
-    ]
-    for e in summary["estimates"]:
-        extra = f"max|ΔB| {e['max_abs_error']:.3f}"
-        if e.get("magnitude_mean_abs_error") is not None:
-            extra += f", |U|_Z err {e['magnitude_mean_abs_error']:.3f}"
-        if e["kept_fraction"] is not None:
-            extra += f", kept {e['kept_fraction']:.2f}"
-        rows.append(("", f"QuIC, blocks from {e['condition']} ({extra})", f"{e['test_accuracy']:.4f}"))
-    for label, r in summary["hybrid"]["runs"].items():
-        rows.append(("hybrid" if label.startswith("Aer") else "",
-                     f"{label}: loss before → after {summary['hybrid']['steps']} steps",
-                     f"{r['losses'][0]:.4f} → {r['losses'][-1]:.4f}"))
-    p = summary["plan"]
-    if p["qpu_seconds_per_step"] is not None:
-        rows.append(("real device", (f"{p['backend']}: est. QPU time per training step "
-                                     f"({p['circuits_per_step']:,} circuit executions)"),
-                     f"{p['qpu_seconds_per_step'] / 60:.1f} min"))
-    rows.append(("time", "total wall time", f"{summary['total_seconds']:.0f} s"))
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    w2 = max(len(r[2]) for r in rows)
-    rule = "-" * (w0 + w1 + w2 + 4)
-    lines = [rule] + [f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}" for a, b, c in rows] + [rule]
-    return "\n".join(lines)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -68,9 +70,11 @@ def test_compile_symbolic_and_a_saved_adapter(tmp_path: Path) -> None:
 
 
 def test_run_estimates_blocks_and_reports_errors(tmp_path: Path, capsys) -> None:
-    assert main(["compile", "--layout", "pyramid", "--n", "3", "--angles", "random", "--out", str(tmp_path)]) == 0
+    assert main(["compile", "--layout", "pyramid", "--n", "3", "--orders", "1,2", "--angles", "random",
+                 "--out", str(tmp_path)]) == 0
     out = tmp_path / "blocks.npz"
-    rc = main(["run", str(tmp_path / "pyramid3.qasm"), "--orders", "1,2", "--backend", "exact", "--shots", "4000",
+    # no --orders: the run takes them from the compile manifest
+    rc = main(["run", str(tmp_path / "pyramid3.qasm"), "--backend", "exact", "--shots", "4000",
                "--seed", "1", "--out", str(out)])
     assert rc == 0
     arrays = np.load(out)
@@ -127,6 +131,14 @@ def test_train_runs_a_config_and_resumes(tmp_path: Path, capsys, monkeypatch) ->
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["steps"] == 3 and summary["resumed_from"] == 2 and len(summary["losses"]) == 3
         assert "resumed from step 2" in capsys.readouterr().out
+        cfg = json.loads(path.read_text())
+        del cfg["train"]["steps"]
+        cfg["train"]["out"] = str(tmp_path / "run2")
+        path.write_text(json.dumps(cfg))
+        assert main(["train", str(path), "--no-progress"]) == 2
+        assert "train.steps" in _err_line(capsys)
+        assert main(["train", str(path), "--steps", "1", "--no-progress"]) == 0  # --steps supplies it
+        assert json.loads((tmp_path / "run2" / "summary.json").read_text())["steps"] == 1
     finally:
         torch.set_num_threads(threads)
     # the token sits in the environment; nothing quicq wrote may contain it
@@ -187,18 +199,78 @@ def test_help_teaches_with_examples(capsys) -> None:
 
 
 def test_train_help_lists_every_config_key_with_its_default() -> None:
-    from quicq.cli import TRAIN_EPILOG
-    from quicq.hardware.train import CONFIG_SCHEMA, REQUIRED
+    from quicq.cli import train_epilog
+    from quicq.training.config import CONFIG_SCHEMA, REQUIRED
 
+    text = train_epilog()
     for section, keys in CONFIG_SCHEMA.items():
-        assert f"[{section}]" in TRAIN_EPILOG
+        assert f"[{section}]" in text
         for key, (_type, default, _help) in keys.items():
             if default is REQUIRED:
-                assert f"{key} (required)" in TRAIN_EPILOG
+                assert f"{key} (required)" in text
             elif isinstance(default, (int, float)) and not isinstance(default, bool):
-                assert f"{key}={default}" in TRAIN_EPILOG, key
+                assert f"{key}={default}" in text, key
             else:
-                assert f"{key}=" in TRAIN_EPILOG, key
+                assert f"{key}=" in text, key
+
+
+def test_choices_come_from_the_libraries_lists(capsys) -> None:
+    from quicq.circuits.layouts import LAYOUTS
+    from quicq.hardware.hybrid import GRADIENTS
+    from quicq.hardware.spec import BACKEND_SPECS
+
+    assert main(["plan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(sorted(LAYOUTS)) + "}" in text
+    assert "{" + ",".join(GRADIENTS) + "}" in text
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(spec in text for spec in BACKEND_SPECS)
+
+
+def test_outputs_are_checked_before_anything_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    # ibm:<device> without credentials would fail when the backend is built: a bad --out must fail first
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    base = ["run", "--layout", "pyramid", "--n", "3", "--backend", "ibm:ibm_brisbane"]
+    assert main([*base, "--out", str(tmp_path / "blocks.txt")]) == 2
+    assert "use a .npz or .json file" in _err_line(capsys)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root can write anywhere: then only the extension check applies
+            assert main([*base, "--out", str(locked / "sub" / "b.npz")]) == 2
+            assert "not a writable directory" in _err_line(capsys)
+    finally:
+        locked.chmod(0o700)
+    assert main(["plan", "--layout", "x", "--n", "3", "--backend", "aer", "--json", str(tmp_path / "p.yaml")]) == 2
+    assert "use a .json file" in _err_line(capsys)
+
+
+def test_outputs_are_world_readable(tmp_path: Path) -> None:
+    assert main(["compile", "--layout", "x", "--n", "3", "--angles", "zeros", "--qasm", "2", "3",
+                 "--out", str(tmp_path / "q")]) == 0
+    assert main(["run", "--layout", "x", "--n", "3", "--backend", "exact", "--shots", "100",
+                 "--out", str(tmp_path / "r" / "b.npz")]) == 0
+    files = [*(tmp_path / "q").iterdir(), tmp_path / "r" / "b.npz", tmp_path / "r" / "b.json"]
+    assert len(files) == 5
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+
+
+def test_foreign_exceptions_are_one_line_too(tmp_path: Path, capsys, monkeypatch) -> None:
+    import quicq.cli_run
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("deep failure")
+
+    monkeypatch.setattr(quicq.cli_run, "_estimate", boom)
+    argv = ["run", "--layout", "x", "--n", "3", "--backend", "exact"]
+    assert main(argv) == 2
+    line = _err_line(capsys)
+    assert "RuntimeError: deep failure" in line and "--debug" in line
+    with pytest.raises(RuntimeError, match="deep failure"):  # --debug after the subcommand: the traceback
+        main([*argv, "--debug"])
 
 
 def test_console_entry_point_in_a_subprocess(tmp_path: Path) -> None:
@@ -210,6 +282,7 @@ def test_console_entry_point_in_a_subprocess(tmp_path: Path) -> None:
                          check=False, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.startswith("quicq: error: ") and "Traceback" not in bad.stderr
-    debug = subprocess.run([sys.executable, "-m", "quicq.cli", "--debug", "compile", "--n", "4"],
-                           check=False, capture_output=True, text=True, timeout=120)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    for argv in (["--debug", "compile", "--n", "4"], ["compile", "--n", "4", "--debug"]):
+        debug = subprocess.run([sys.executable, "-m", "quicq.cli", *argv],
+                               check=False, capture_output=True, text=True, timeout=120)
+        assert debug.returncode != 0 and "Traceback" in debug.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def test_demo_quick(tmp_path: Path) -> None:
     assert any(f["path"] == "conv2.circuit.qasm" for f in manifest["files"])
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "summary.txt").read_text() in proc.stdout
+    written = [out / "summary.json", out / "summary.txt", out / "plan.txt", *(out / "qasm").iterdir()]
+    for f in written:  # readable by others, like any file a tool writes (not mkstemp's 0600)
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
 
 
 def test_hardware_benchmark_quick(tmp_path: Path) -> None:

@@ -14,17 +14,13 @@ import torch
 
 from quicq.adapters import QuICConfig, get_quicq_model
 from quicq.hardware.backends import ExactBackend
-from quicq.hardware.train import (
-    CheckpointStore,
-    HardwareBlockSource,
-    HybridTrainer,
-    TrainingError,
-    validate_config,
-)
+from quicq.hardware.bridge import HardwareBlockSource
+from quicq.training import CheckpointError, CheckpointStore, ConfigError, HybridTrainer, TrainingError, validate_config
 
 CHILD = r"""
 import json, os, sys
-from quicq.hardware.train import run_config, validate_config
+from quicq.training.run import run_config
+from quicq.training.config import validate_config
 
 cfg = validate_config(json.loads(sys.argv[1]))
 pause = int(os.environ.get("QUICQ_TEST_PAUSE_AT", "0"))
@@ -210,15 +206,11 @@ def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
     trainer.run(1)
     other, _ = _small_run(ExactBackend(None), tmp_path)
     other.fingerprint = {"lr": 0.5}
-    from quicq.hardware.train import CheckpointError
-
     with pytest.raises(CheckpointError, match="different configuration"):
         other.run(2)
 
 
 def test_validate_config_names_the_bad_key() -> None:
-    from quicq.hardware.train import ConfigError
-
     good = {"train": {"steps": 2}}
     assert validate_config(good)["backend"]["name"] == "exact"
     cases = [
