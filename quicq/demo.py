@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quicq._optional import require
 from quicq.hardware.train import (
     HardwareBlockSource,
     HybridTrainer,
@@ -219,6 +220,7 @@ def _smooth(xs: Sequence[float], w: int) -> np.ndarray:
 
 def _plots(out: Path, curves: dict[str, list[float]], hybrid: dict[str, list[float]],
            heat: list[tuple[str, np.ndarray]], circuit: Any) -> dict[str, str]:
+    require("matplotlib", "plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from quicq._optional import require
 from quicq.circuits.pauli import pauli_param_count
 
 __all__ = [
@@ -305,6 +306,8 @@ def reference_meta_model(name: str) -> Any:
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(REFERENCE_ARCHITECTURES)}") from None
     import torch
+
+    require("transformers", "hf")
     from transformers import AutoConfig, AutoModel
 
     cfg = AutoConfig.for_model(model_type, **kwargs)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
 # Gates of quicq.circuits.gates.GATES this compiler maps (tests check it covers all of them).
@@ -35,13 +36,7 @@ _MAPPED = frozenset({"rbs", "fbs", "ry", "mcry", "cz", "z", "x", "h"})
 
 
 def _import_pennylane():
-    try:
-        import pennylane as qml
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "PennyLane export needs PennyLane: pip install 'quicq[pennylane]'"
-        ) from exc
-    return qml
+    return require("pennylane", "pennylane")
 
 
 def _as_indexable(angles: Any) -> Any:

@@ -30,6 +30,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from quicq._optional import require
+
+require("qiskit", "qiskit")  # first: without the extra, name the pip line
 from qiskit.circuit import (
     AnnotatedOperation,
     ControlledGate,

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
+
+require("qiskit_aer", "qiskit")  # first: without the extra, name the pip line
 from quicq.hardware._qiskit import CompileCache, little_to_quicq, pub_bits, sampler_pubs
 from quicq.hardware.backends import Backend, Task, await_job
 from quicq.hardware.outcome import Outcome

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quicq._optional import MissingDependencyError, require
 from quicq.hardware.errors import HardwareError, redact
 
 logger = logging.getLogger(__name__)
@@ -592,13 +593,14 @@ def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the digits task needs scikit-learn (it ships the data): pip install scikit-learn")
+        raise MissingDependencyError("sklearn", "examples", needed_by="the digits task (scikit-learn ships the data)")
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     if path.is_file():
         with gzip.open(path, "rt") as fh:
             arr = np.loadtxt(fh, delimiter=",")
         images, target = arr[:, :-1].reshape(-1, 8, 8), arr[:, -1].astype(np.int64)
     else:  # pragma: no cover - a future scikit-learn may move the file
+        require("sklearn", "examples")
         from sklearn.datasets import load_digits
 
         data = load_digits()
