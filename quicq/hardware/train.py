@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quicq._optional import MissingDependencyError, require
+from quicq._optional import require
 from quicq.hardware.errors import HardwareError, redact
 
 logger = logging.getLogger(__name__)
@@ -593,7 +593,8 @@ def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("sklearn", "examples", needed_by="the digits task (scikit-learn ships the data)")
+        require("sklearn", "examples")  # not importable: raises the pip line of the extra
+        raise ConfigError("the digits task needs scikit-learn's bundled data files (sklearn/datasets/data)")
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     if path.is_file():
         with gzip.open(path, "rt") as fh:
