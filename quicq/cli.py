@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="estimate blocks on a backend, with an error report vs exact",
                        formatter_class=_formatter,
-                       description="Estimate a circuit's signed orthogonal blocks from shots (DESIGN §5) and compare "
+                       description="Estimate a circuit's signed orthogonal blocks from shots (docs/design.md#tomography) and compare "
                                    "them with the exact engine: max/mean error, error bars, post-selection kept fraction.",
                        epilog="examples:\n"
                               "  quicq run out/qasm/pyramid5.qasm --angles random --backend aer --shots 4096\n"

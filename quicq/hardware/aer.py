@@ -1,6 +1,6 @@
 """Qiskit Aer backend: ideal or noisy simulation, one SamplerV2 call per estimate.
 
-Design (DESIGN §5, §8):
+Design (docs/design.md#tomography, docs/design.md#environment):
 
 * The simulator is built **once**. For a device noise model that is
   ``AerSimulator.from_backend(fake)`` — ``SamplerV2(mode=fake)`` would rebuild the noise model

@@ -4,7 +4,7 @@ For one QuIC adapter (a model with quicq layers, or a bare layout circuit) and o
 planner reports
 
 * **circuits and shots per forward** — one block estimate per adapted layer. The tomography
-  scheme of DESIGN §5 for Hamming-weight-preserving circuits uses n *signed* circuits (H on
+  scheme of docs/design.md#tomography for Hamming-weight-preserving circuits uses n *signed* circuits (H on
   qubit j, the circuit, H on every qubit: ⟨X_i⟩ = U_ij) and, optionally, n *magnitude* circuits
   (X on qubit j, measure Z: P(e_i) = U_ij²); weight-k blocks are derived as compounds, so they
   add no circuit. Every circuit runs once per angle binding: N' bindings per layer (the
