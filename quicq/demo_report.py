@@ -24,6 +24,9 @@ def smooth(xs: Sequence[float], w: int) -> np.ndarray:
 def plots(out: Path, curves: dict[str, list[float]], hybrid: dict[str, list[float]],
           heat: list[tuple[str, np.ndarray]], circuit: Any) -> dict[str, str]:
     """Training curves, block-error heatmaps and the circuit drawing; returns name → file."""
+    from quicq._optional import require
+
+    require("matplotlib", "plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""A tiny dense reference simulator for tests: full 2^n unitaries from DESIGN §2 formulas.
+"""A tiny dense reference simulator for tests: full 2^n unitaries from docs/conventions.md formulas.
 
 Written from the DESIGN text, not from quicq's gate table or compilers, so tests can hold the
 Qiskit/OpenQASM paths against it. Qubit 0 is the most significant bit (quicq's order).
@@ -15,7 +15,7 @@ from quicq.circuits.ir import Circuit, Gate
 
 
 def rbs_table(theta: float) -> np.ndarray:
-    """DESIGN §2: identity on |00⟩, |11⟩; [[c, s], [−s, c]] on (|01⟩, |10⟩), qubit a first."""
+    """docs/conventions.md: identity on |00⟩, |11⟩; [[c, s], [−s, c]] on (|01⟩, |10⟩), qubit a first."""
     c, s = math.cos(theta), math.sin(theta)
     return np.array([[1, 0, 0, 0], [0, c, s, 0], [0, -s, c, 0], [0, 0, 0, 1]], dtype=float)
 

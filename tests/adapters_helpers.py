@@ -1,6 +1,6 @@
 """Shared builders and independent references for the tests/test_adapters_*.py files.
 
-The dense references here rebuild each rotation from the definitions (DESIGN §2, §4) with
+The dense references here rebuild each rotation from the definitions (docs/conventions.md, docs/design.md#adapters) with
 determinants and ``torch.block_diag``, independently of quicq.adapters.layer.
 """
 

@@ -1,4 +1,4 @@
-"""Circuit IR validation and layout shapes (DESIGN §2–§3)."""
+"""Circuit IR validation and layout shapes (docs/conventions.md, docs/design.md#layouts)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PennyLane gate conventions behind quicq.circuits.pennylane_io (DESIGN §2), checked numerically."""
+"""PennyLane gate conventions behind quicq.circuits.pennylane_io (docs/conventions.md), checked numerically."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_every_quicq_gate_has_a_mapping():
 def test_rbs_is_single_excitation_minus_two_theta(theta):
     got = matrix_of(one_gate("rbs", (0, 1), 2), [theta])
     np.testing.assert_allclose(got, rbs_matrix(theta), atol=1e-15)
-    # DESIGN §2 table, explicitly: the (|01⟩, |10⟩) block is [[c, s], [−s, c]]
+    # docs/conventions.md table, explicitly: the (|01⟩, |10⟩) block is [[c, s], [−s, c]]
     c, s = math.cos(theta), math.sin(theta)
     np.testing.assert_allclose(got[1:3, 1:3], [[c, s], [-s, c]], atol=1e-15)
     # and the sign trap: SingleExcitation(+2θ) is RBS(−θ)

@@ -1,4 +1,4 @@
-"""Qiskit gate conventions behind quicq.circuits.qiskit_io (DESIGN §2), checked numerically.
+"""Qiskit gate conventions behind quicq.circuits.qiskit_io (docs/conventions.md), checked numerically.
 
 Qiskit's ``Operator`` is little-endian (the first qarg is the least significant bit); quicq
 writes qubit 0 first, so every Qiskit matrix here goes through ``reverse_qargs()``.
@@ -53,7 +53,7 @@ def test_rbs_gate_is_the_design_table_and_xx_plus_yy_plus_half_pi(theta):
 
 @pytest.mark.parametrize("theta", THETAS)
 def test_xx_plus_yy_minus_half_pi_is_rbs_of_minus_theta(theta):
-    """The DESIGN §2 trap: beta = −π/2 looks like an RBS but rotates the other way."""
+    """The docs/conventions.md trap: beta = −π/2 looks like an RBS but rotates the other way."""
     trap = big_endian(XXPlusYYGate(2 * theta, -math.pi / 2))
     np.testing.assert_allclose(trap, rbs_table(-theta), atol=1e-12)
     assert np.max(np.abs(trap - rbs_table(theta))) > 0.5 * abs(math.sin(theta))

@@ -80,7 +80,7 @@ def test_nonadjacent_rbs_is_not_a_compound_but_fbs_is():
     assert not rbs.compound_exact and fbs.compound_exact
     assert torch.allclose(unary_block(rbs, th), unary_block(fbs, th))
     gap = (sector_block(rbs, th, 2) - compound(unary_block(rbs, th), 2)).abs().max()
-    assert gap > 0.1  # the DESIGN §2 trap: plain RBS at distance > 1 is no compound
+    assert gap > 0.1  # the docs/conventions.md trap: plain RBS at distance > 1 is no compound
     assert torch.allclose(sector_block(fbs, th, 2), compound(unary_block(fbs, th), 2), atol=1e-12)
 
 
@@ -141,7 +141,7 @@ def test_pauli_autograd_matches_finite_differences():
 @pytest.mark.parametrize("circ,k", [(pyramid(5), 1), (pyramid(5), 2), (butterfly(8), 3),
                                     (butterfly(4, gate="rbs"), 2), (pauli(8, 2), None), (pauli(6, 1), None)])
 def test_block_level_parameter_shift_is_exact(circ, k):
-    """DESIGN §6: ∂B/∂θ = c·[B(θ+s) − B(θ−s)] with (s, c) from the gate's frequency."""
+    """docs/design.md#gradients: ∂B/∂θ = c·[B(θ+s) − B(θ−s)] with (s, c) from the gate's frequency."""
     th = rand_angles(circ)
 
     def block(t):

@@ -15,7 +15,7 @@ LAYOUTS = ("pyramid", "brick")
 
 
 def unary_reference(circuit, angles) -> np.ndarray:
-    """Independent unary block: U = G_last ··· G_first with the Givens matrices of DESIGN §2.
+    """Independent unary block: U = G_last ··· G_first with the Givens matrices of docs/conventions.md.
 
     RBS/FBS on the unary sector: G[a,a] = G[b,b] = cos θ, G[b,a] = sin θ, G[a,b] = −sin θ
     (FBS parity signs vanish with a single excitation); Z on qubit a flips the sign of e_a.

@@ -1,6 +1,6 @@
 """Adapter configurations: what to adapt and how, as plain dataclasses (peft's style).
 
-Two methods (DESIGN §4):
+Two methods (docs/design.md#adapters):
 
 * :class:`QuICConfig` — QuIC compound adapters: a frozen layer's output (or input) is split into
   blocks, each rotated by ⊕_k C_k(A_i) ⊕ I with A_i an n×n orthogonal matrix given by circuit
@@ -146,7 +146,7 @@ class AdapterConfig:
 
 @dataclass
 class QuICConfig(AdapterConfig):
-    """QuIC compound adapter (DESIGN §4).
+    """QuIC compound adapter (docs/design.md#adapters).
 
     A targeted layer's rotated side (``rotate``) of size d is split into N blocks of size
     b = ⌊d/N⌋ (the last d − N·b rows stay untouched, as in the paper's code). Block i holds an
@@ -242,7 +242,7 @@ class QuICConfig(AdapterConfig):
 
 @dataclass
 class QuantumPEFTConfig(AdapterConfig):
-    """Quantum-PEFT (DESIGN §4): ΔW = scale · U·diag(λ)·Vᵀ, λ = 0 at start.
+    """Quantum-PEFT (docs/design.md#adapters): ΔW = scale · U·diag(λ)·Vᵀ, λ = 0 at start.
 
     U is the first ``rank`` columns of Q(θ_U) ∈ SO(d_out) from ``quicq.circuits.pauli(d_out,
     n_layers)``, V likewise for d_in; any sizes ≥ 2 work.

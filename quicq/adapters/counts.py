@@ -4,7 +4,7 @@ Everything here is pure arithmetic on Linear shapes, so a count for LLaMA-7B tak
 milliseconds: build the model on the meta device (:func:`reference_meta_model`) and call
 :func:`count_model`.
 
-**QuIC** (DESIGN §4). A frozen Linear with output size ``d_out`` is split into ``N`` blocks of
+**QuIC** (docs/design.md#adapters). A frozen Linear with output size ``d_out`` is split into ``N`` blocks of
 size ``b = d_out // N``. Block i carries an n×n orthogonal A_i and rotates
 ⊕_{k∈K} C_k(A_i) ⊕ I, with n the largest integer such that Σ_{k∈K} C(n, k) ≤ b
 (:func:`quic_block_dim`). When N does not divide ``d_out`` the last ``d_out − N·b`` outputs are
@@ -24,7 +24,7 @@ cayley         n² (paper parity: the paper's code stores a full n×n matrix per
 
 With ``block_share=True`` all N blocks of a module share one A, so a module costs one block.
 
-**Quantum-PEFT** (DESIGN §4): ΔW = U·diag(λ)·Vᵀ with U from a Pauli circuit on ``d_out`` and
+**Quantum-PEFT** (docs/design.md#adapters): ΔW = U·diag(λ)·Vᵀ with U from a Pauli circuit on ``d_out`` and
 V from one on ``d_in`` (:func:`quicq.circuits.pauli.pauli_param_count`) plus ``rank`` λ's.
 
 **LoRA**: r·(d_in + d_out) (A is r×d_in, B is d_out×r; biases are not adapted).
@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from quicq._optional import require
 from quicq.circuits.pauli import pauli_param_count
 
 __all__ = [
@@ -305,6 +306,8 @@ def reference_meta_model(name: str) -> Any:
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(REFERENCE_ARCHITECTURES)}") from None
     import torch
+
+    require("transformers", "hf")
     from transformers import AutoConfig, AutoModel
 
     cfg = AutoConfig.for_model(model_type, **kwargs)

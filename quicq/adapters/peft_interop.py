@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from quicq._optional import require
 from quicq.adapters.config import (
     AdapterConfig,
     QuantumPEFTConfig,
@@ -60,6 +61,7 @@ from quicq.adapters.layer import (
 )
 from quicq.adapters.model import QuicqModel, get_quicq_model
 
+require("peft", "hf")  # without the extra, name the pip line
 try:
     from peft.config import PeftConfig
     from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer

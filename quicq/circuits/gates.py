@@ -4,7 +4,7 @@ Each gate is described once here: its name, arity, whether it takes an angle, th
 frequency (used by the parameter-shift rule) and whether it preserves Hamming weight.
 Compilers and engines look gates up in :data:`GATES`; none of them re-describes a gate.
 
-Matrix conventions (DESIGN §2), always in the computational basis of the gate's qubits
+Matrix conventions (docs/conventions.md), always in the computational basis of the gate's qubits
 listed in the order the gate names them, first qubit written first (|q0 q1⟩):
 
 * ``rbs(θ)`` on (a, b), a < b: identity on |00⟩, |11⟩; on span{|01⟩, |10⟩} the block
@@ -55,7 +55,7 @@ def shift_rule(name: str) -> tuple[float, float]:
     """Return (shift s, factor c) with ∂f/∂θ = c·[f(θ + s) − f(θ − s)] for gate ``name``.
 
     For frequency ω the two-term rule is s = π/(2ω), c = ω/2: RBS/FBS (ω = 1) give
-    s = π/2, c = 1/2; RY (ω = 1/2) gives s = π, c = 1/4 (DESIGN §6).
+    s = π/2, c = 1/2; RY (ω = 1/2) gives s = π, c = 1/4 (docs/design.md#gradients).
     """
     w = GATES[name].frequency
     if w == 0:

@@ -3,7 +3,7 @@
 Why: an adapter block trained (or estimated by tomography) as a matrix can be loaded into a
 circuit layout, and any O(n) matrix gets an explicit circuit for hardware runs.
 
-Conventions (DESIGN §2). Gates are applied in order, so the unary block of a circuit is
+Conventions (docs/conventions.md). Gates are applied in order, so the unary block of a circuit is
 U = G_last ··· G_first, U[i, j] = ⟨e_i|C|e_j⟩. The Givens matrix of ``rbs(a, b)(θ)`` on the
 unary sector has G[a,a] = G[b,b] = cos θ, G[b,a] = sin θ, G[a,b] = −sin θ.
 

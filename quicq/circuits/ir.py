@@ -152,7 +152,7 @@ class Circuit:
         """True when the weight-k action is exactly C_k(unary block).
 
         Holds when the circuit is HW-preserving and every RBS is nearest-neighbour (FBS
-        gates, Z and CZ are always fine; a non-adjacent RBS is not, DESIGN §2).
+        gates, Z and CZ are always fine; a non-adjacent RBS is not, docs/conventions.md).
         """
         return self._compound  # type: ignore[attr-defined]
 
@@ -276,7 +276,7 @@ def check_angles(circuit: Circuit, angles: Any, *, name: str = "angles") -> None
 
 
 def subsets(n: int, k: int) -> list[tuple[int, ...]]:
-    """Weight-k basis: k-subsets of range(n) in lexicographic order (DESIGN §2)."""
+    """Weight-k basis: k-subsets of range(n) in lexicographic order (docs/conventions.md)."""
     from itertools import combinations
 
     return list(combinations(range(n), k))

@@ -1,4 +1,4 @@
-"""Layout builders: the circuit families quicq adapters are made of (DESIGN §3).
+"""Layout builders: the circuit families quicq adapters are made of (docs/design.md#layouts).
 
 Every builder returns a :class:`~quicq.circuits.ir.Circuit` whose ``meta`` records the
 layout and its arguments, with one parameter slot per parametric gate, slots numbered in
@@ -37,7 +37,7 @@ def x_layout(n: int, gate: str = "rbs") -> Circuit:
     """'X' layout: two crossing diagonals of nearest-neighbour gates, depth n−1.
 
     Pair (i, i+1) is used at steps i and n−2−i (once where they coincide), which gives the
-    2n−3 gates of DESIGN §3 for even n. For odd n the two middle pairs collide at two steps;
+    2n−3 gates of docs/design.md#layouts for even n. For odd n the two middle pairs collide at two steps;
     one gate is dropped at each, leaving 2n−4 gates at depth n−1.
     """
     _need_n(n)
@@ -56,7 +56,7 @@ def butterfly(n: int, gate: str = "fbs") -> Circuit:
     """Butterfly: (n/2)·log2 n gates in log2 n layers on pairs (i, i + 2^s), n a power of 2.
 
     The pairs are not nearest neighbours, so the default gate is FBS: only then does the
-    weight-k sector act as the compound C_k(U) (DESIGN §2). ``gate="rbs"`` is allowed for
+    weight-k sector act as the compound C_k(U) (docs/conventions.md). ``gate="rbs"`` is allowed for
     order-1 use, and the engine simulates it as the plain RBS circuit it is.
     """
     _need_n(n)

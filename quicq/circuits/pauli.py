@@ -1,6 +1,6 @@
-"""Quantum-PEFT "Pauli" circuits for any dimension N (DESIGN §3, §4).
+"""Quantum-PEFT "Pauli" circuits for any dimension N (docs/design.md#layouts, docs/design.md#adapters).
 
-For N = 2^q the circuit is the one of DESIGN §3: RY on every qubit, then L layers, each an
+For N = 2^q the circuit is the one of docs/design.md#layouts: RY on every qubit, then L layers, each an
 even-pair and an odd-pair sub-layer of CZ(j, j+1) followed by RY on both qubits — exactly
 (2L+1)q − 2L angles.
 

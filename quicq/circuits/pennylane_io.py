@@ -2,9 +2,9 @@
 
 Compiled straight from the IR, never through Qiskit: ``qml.from_qiskit`` turns gates PennyLane
 lacks (``XXPlusYYGate``) into matrices without reversing Qiskit's qubit order, which flips the
-sign of every RBS angle (DESIGN §8).
+sign of every RBS angle (docs/design.md#environment).
 
-Gate mapping (DESIGN §2; each line is checked numerically in tests/test_conventions_pennylane.py):
+Gate mapping (docs/conventions.md; each line is checked numerically in tests/test_conventions_pennylane.py):
 
 * ``rbs(a, b)(θ)`` → ``qml.SingleExcitation(−2θ, wires=[a, b])``. PennyLane's
   SingleExcitation(φ) has the block [[cos φ/2, −sin φ/2], [sin φ/2, cos φ/2]] on (|01⟩, |10⟩),
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
 # Gates of quicq.circuits.gates.GATES this compiler maps (tests check it covers all of them).
@@ -35,13 +36,7 @@ _MAPPED = frozenset({"rbs", "fbs", "ry", "mcry", "cz", "z", "x", "h"})
 
 
 def _import_pennylane():
-    try:
-        import pennylane as qml
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "PennyLane export needs PennyLane: pip install 'quicq[pennylane]'"
-        ) from exc
-    return qml
+    return require("pennylane", "pennylane")
 
 
 def _as_indexable(angles: Any) -> Any:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
 from quicq.circuits._angles import angle_vector
 from quicq.circuits.gates import RBS_DECOMPOSITION
 from quicq.circuits.ir import Circuit, CircuitError, Gate
@@ -227,6 +228,7 @@ def from_qasm2(text: str) -> tuple[Circuit, np.ndarray]:
     version = qasm_version(text)
     if version != 2:
         raise QasmError(f"expected an OpenQASM 2 program, the header says version {version}")
+    require("qiskit", "qiskit")
     from qiskit import qasm2
 
     try:
@@ -264,6 +266,7 @@ def from_qasm3(text: str) -> tuple[Circuit, np.ndarray | None]:
     version = qasm_version(text)
     if version != 3:
         raise QasmError(f"expected an OpenQASM 3 program, the header says version {version}")
+    require("qiskit", "qiskit")
     from qiskit import qasm3
     from qiskit.exceptions import MissingOptionalLibraryError, QiskitError
 
@@ -288,6 +291,7 @@ def from_qasm3(text: str) -> tuple[Circuit, np.ndarray | None]:
 
 def _qasm3_message(exc: BaseException, stderr: str) -> str:
     """One readable line: the parser's message (or its stderr diagnostics) and the location."""
+    require("qiskit", "qiskit")
     from qiskit.exceptions import QiskitError
 
     detail = str(exc).strip()

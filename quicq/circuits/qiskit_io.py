@@ -1,6 +1,6 @@
 """Compile the quicq IR to Qiskit and read Qiskit circuits back.
 
-Conventions (DESIGN §2):
+Conventions (docs/conventions.md):
 
 * IR qubit j is Qiskit qubit j. Qiskit's statevectors and ``Operator`` matrices are
   little-endian (qubit 0 is the *least* significant bit) while quicq writes qubit 0 first;
@@ -30,6 +30,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from quicq._optional import require
+
+require("qiskit", "qiskit")  # first: without the extra, name the pip line
 from qiskit.circuit import (
     AnnotatedOperation,
     ControlledGate,
@@ -64,7 +68,7 @@ _VERIFY_ATOL = 1e-9
 
 
 class RBSGate(QiskitGate):
-    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (DESIGN §2).
+    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (docs/conventions.md).
 
     On qubits [a, b]: identity on |00⟩, |11⟩ and [[cos θ, sin θ], [−sin θ, cos θ]] on
     span{|01⟩, |10⟩} with qubit a written first; equal to ``XXPlusYYGate(2θ, π/2)``.
@@ -255,7 +259,7 @@ def _check_named_like_ours(
     """Check that a foreign gate named like one of ours (e.g. parsed from OpenQASM) has our matrix.
 
     A file may define ``gate rbs(theta) a, b { … }`` with another sign convention; trusting the
-    name would silently flip angles (DESIGN §2), so its body is compared with our matrix
+    name would silently flip angles (docs/conventions.md), so its body is compared with our matrix
     (cost: one statevector evolution per distinct bound angle, or two per symbolic gate name).
     Gates wider than ``_VERIFY_MAX_QUBITS`` are trusted by name (their matrix is too large).
     ``seen`` caches what was already checked in this import.
@@ -280,7 +284,7 @@ def _check_named_like_ours(
             raise CircuitError(
                 f"{where}: gate {op.name!r} is named like quicq's {kind} but its definition is a "
                 f"different operation (max deviation {err:.3g} at θ={t}); quicq's convention is "
-                f"DESIGN §2 (RBS = XXPlusYY(2θ, +π/2)). Rename the gate or fix its body."
+                f"docs/conventions.md (RBS = XXPlusYY(2θ, +π/2)). Rename the gate or fix its body."
             )
     seen.add(key)
 
@@ -409,7 +413,7 @@ def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Cir
             if math.isclose(beta, math.pi / 2, abs_tol=1e-12):
                 sign = 1
             elif math.isclose(beta, -math.pi / 2, abs_tol=1e-12):
-                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the DESIGN §2 trap
+                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the docs/conventions.md trap
             else:
                 raise CircuitError(
                     f"{where}: xx_plus_yy with beta={beta} is complex; only beta = ±π/2 is an RBS"

@@ -1,4 +1,4 @@
-"""Columns of Pauli (RY + CZ) circuits: the orthonormal factors of Quantum-PEFT (DESIGN §4)."""
+"""Columns of Pauli (RY + CZ) circuits: the orthonormal factors of Quantum-PEFT (docs/design.md#adapters)."""
 
 from __future__ import annotations
 

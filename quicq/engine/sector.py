@@ -3,7 +3,7 @@
 Two exact routes, chosen per circuit:
 
 * **compound** — when every RBS is nearest-neighbour (FBS, Z, CZ anywhere), the weight-k
-  action is exactly C_k(U) of the unary block U (DESIGN §2), computed by
+  action is exactly C_k(U) of the unary block U (docs/conventions.md), computed by
   :func:`quicq.engine.compound.compound`.
 * **sector simulation** — otherwise (a non-adjacent plain RBS is *not* a compound), each gate
   is applied as what it is to the C(n,k)-dimensional sector: a gate on (a, b) mixes the pair
@@ -68,13 +68,13 @@ def _simulate_sector(circuit: Circuit, th: torch.Tensor, k: int) -> torch.Tensor
         t = th[..., slot][..., None, None]
         c, s = torch.cos(t), torch.sin(t)
         mixed = role.abs()[:, None]
-        # |01⟩ row: c·self + s·partner;  |10⟩ row: c·self − s·partner (DESIGN §2 block).
+        # |01⟩ row: c·self + s·partner;  |10⟩ row: c·self − s·partner (docs/conventions.md block).
         B = (1 - mixed + mixed * c) * B + (role * sgn)[:, None] * s * B.index_select(-2, partner.to(th.device))
     return B
 
 
 def sector_block(circuit: Circuit, angles, k: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The (..., C(n,k), C(n,k)) weight-k block over lexicographic k-subsets (DESIGN §2)."""
+    """The (..., C(n,k), C(n,k)) weight-k block over lexicographic k-subsets (docs/conventions.md)."""
     th = as_angles(circuit, angles, dtype=dtype)
     (k,) = check_orders(circuit.n_qubits, [k])
     if not circuit.hw_preserving:

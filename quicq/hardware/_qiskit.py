@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from quicq._optional import require
+
+require("qiskit", "qiskit")  # first: without the extra, name the pip line
 from qiskit import QuantumCircuit
 
 from quicq.circuits.ir import Circuit

@@ -1,6 +1,6 @@
 """Qiskit Aer backend: ideal or noisy simulation, one SamplerV2 call per estimate.
 
-Design (DESIGN §5, §8):
+Design (docs/design.md#tomography, docs/design.md#environment):
 
 * The simulator is built **once**. For a device noise model that is
   ``AerSimulator.from_backend(fake)`` — ``SamplerV2(mode=fake)`` would rebuild the noise model
@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
+
+require("qiskit_aer", "qiskit")  # first: without the extra, name the pip line
 from quicq.hardware._qiskit import CompileCache, little_to_quicq, pub_bits, sampler_pubs
 from quicq.hardware.backends import Backend, Task, await_job
 from quicq.hardware.outcome import Outcome

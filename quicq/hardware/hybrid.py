@@ -1,4 +1,4 @@
-"""Autograd bridge: blocks estimated on a backend, differentiable in torch (DESIGN §6).
+"""Autograd bridge: blocks estimated on a backend, differentiable in torch (docs/design.md#gradients).
 
 :class:`HardwareBlock` (a ``torch.nn.Module``) maps angles (..., n_params) to the blocks a
 tomography plan estimates on a backend — one tensor per key (weight-k blocks, or the N×K

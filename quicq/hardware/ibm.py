@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
+
+require("qiskit_ibm_runtime", "qiskit")  # first: without the extra, name the pip line
 from quicq.hardware._qiskit import CompileCache, pub_bits, sampler_pubs
 from quicq.hardware.backends import Backend, Task, await_job
 from quicq.hardware.errors import (

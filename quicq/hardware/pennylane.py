@@ -1,7 +1,7 @@
 """PennyLane devices as a quicq backend.
 
 Circuits are compiled from the IR with :func:`quicq.circuits.pennylane_io.to_pennylane` (never
-through Qiskit: DESIGN §8). Every task becomes one broadcast tape (the (B, P) angle array is
+through Qiskit: docs/design.md#environment). Every task becomes one broadcast tape (the (B, P) angle array is
 PennyLane parameter broadcasting) measuring ``qml.sample`` (shots) or ``qml.probs`` (exact);
 all tapes of a call run in one ``qml.execute``. Shots are set on the tapes — the tape-level
 form of ``qml.set_shots`` — never on the device (deprecated). PennyLane orders wires like

@@ -4,7 +4,7 @@ For one QuIC adapter (a model with quicq layers, or a bare layout circuit) and o
 planner reports
 
 * **circuits and shots per forward** — one block estimate per adapted layer. The tomography
-  scheme of DESIGN §5 for Hamming-weight-preserving circuits uses n *signed* circuits (H on
+  scheme of docs/design.md#tomography for Hamming-weight-preserving circuits uses n *signed* circuits (H on
   qubit j, the circuit, H on every qubit: ⟨X_i⟩ = U_ij) and, optionally, n *magnitude* circuits
   (X on qubit j, measure Z: P(e_i) = U_ij²); weight-k blocks are derived as compounds, so they
   add no circuit. Every circuit runs once per angle binding: N' bindings per layer (the
@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from quicq._optional import require
 from quicq.circuits.ir import Circuit, CircuitError, check_orders
 
 __all__ = ["GRADIENTS", "CircuitCost", "CostPlan", "PlanError", "PlanUnit", "backward_estimates", "plan_cost",
@@ -239,6 +240,7 @@ class _Device:
 
 def _preset(backend: Any, optimization_level: int, seed_transpiler: int) -> Callable[[Circuit], Any]:
     """IR circuit → transpiled with a preset pass manager for ``backend`` (a Qiskit backend)."""
+    require("qiskit", "qiskit")
     from qiskit.transpiler import generate_preset_pass_manager
 
     from quicq.circuits.qiskit_io import to_qiskit
@@ -305,6 +307,7 @@ def _resolve_device(backend: Any, *, shots: int, optimization_level: int, seed_t
         return _Device(str(backend.name), int(backend.num_qubits), target,
                        _preset(backend, optimization_level, seed_transpiler),
                        (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None)
+    require("qiskit_aer", "qiskit")
     from qiskit_aer import AerSimulator  # exact engine, PennyLane: plan for ideal Aer's gate set
 
     return _Device(str(getattr(backend, "name", "simulator")), getattr(backend, "max_qubits", None), None,

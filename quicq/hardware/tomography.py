@@ -1,4 +1,4 @@
-"""Block tomography: signed orthogonal blocks of quicq circuits from measurement shots (DESIGN §5).
+"""Block tomography: signed orthogonal blocks of quicq circuits from measurement shots (docs/design.md#tomography).
 
 A tomography *plan* (:class:`BlockTomography` here, :class:`~quicq.hardware.pauli_tomography.
 PauliTomography` for Pauli circuits) fixes the measured circuits once — so every backend
@@ -48,7 +48,7 @@ independent).
 
 **Methods for weight-k blocks.** ``"derived"``: measure the unary block (n or 2n circuits) and
 take compounds — exact only when the circuit's weight-k action *is* C_k(U) (FBS anywhere, RBS
-nearest-neighbour; DESIGN §2). ``"direct"``: measure each weight-k block on weight-k inputs as
+nearest-neighbour; docs/conventions.md). ``"direct"``: measure each weight-k block on weight-k inputs as
 above — the only correct route for non-adjacent RBS, and immune to error accumulation in C_k.
 """
 
@@ -347,7 +347,7 @@ class BlockTomography(Tomography):
         if method == "derived" and any(k >= 2 for k in self.orders) and not circuit.compound_exact:
             raise CircuitError(
                 "method='derived' computes weight-k blocks as C_k(U), which is wrong for this circuit "
-                "(a non-adjacent RBS does not act as a compound, DESIGN §2); use method='direct' "
+                "(a non-adjacent RBS does not act as a compound, docs/conventions.md); use method='direct' "
                 "or FBS gates"
             )
         measured = (1,) if method == "derived" else tuple(k for k in self.orders if k >= 1)

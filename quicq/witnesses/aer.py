@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
+
+require("qiskit_aer", "qiskit")  # first: without the extra, name the pip line
 from quicq.circuits.ir import Circuit, CircuitError, check_angles, sector_indices
 
 __all__ = ["aer_block", "aer_sector_block", "aer_unary_block"]
