@@ -6,10 +6,11 @@ at 2e-3. Adapters on the query/value projections of all 6 layers, the classifier
 (``modules_to_save=["classifier"]``). A validation split of 1,000 snippets is carved from the
 training data; every choice (start rule, lrs, rank, layers, register) is made on validation
 accuracy by the code below, stage after stage. Test accuracy is evaluated only for the chosen
-settings (and the head-only / LoRA references at their validation-chosen lr), from the
-trainable state saved at the end of each run (``out/qpeft_study/``, scratch).
+settings and the head-only / LoRA r=8 references, from the trainable state saved at the end of
+each run (``out/qpeft_study/``, scratch). One seed: differences under ~2 points are noise. The
+study is deliberately small (15 runs): on the shared 2-core machine one run took 7–15 min.
 
-    python benchmarks/qpeft_study.py                  # the full study (≈ 30 runs, ~40 min)
+    python benchmarks/qpeft_study.py                  # the full study (15 runs, 2 workers)
     python benchmarks/qpeft_study.py --smoke          # 3 tiny runs, seconds
 
 Resumes from ``--json`` (default results/qpeft_study.json): finished runs are not repeated.
@@ -238,63 +239,84 @@ def best(results: dict, runs: list[Run]) -> Run:
     return max(runs, key=lambda r: results[r.key]["val"])
 
 
+_TASK: Task | None = None
+
+
+def _worker_init(args_dict: dict) -> None:
+    global _TASK
+    torch.set_num_threads(1)
+    _TASK = Task(args_dict["n_val"], args_dict["n_test"], args_dict["seq_len"])
+
+
+def _worker_train(run: Run, args_dict: dict) -> dict:
+    return train(run, _TASK, args_dict["steps"], args_dict["batch"], Path(args_dict["state_dir"]))
+
+
 def study(args, task: Task, results: dict, save) -> dict:
-    """Stage by stage; each stage's choice is made on validation accuracy only."""
+    """Stage by stage; each stage's choice is made on validation accuracy only.
+
+    A stage's runs are independent: they go to ``--workers`` processes (one torch thread each).
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    shared = {"n_val": args.n_val, "n_test": args.n_test, "seq_len": args.seq_len, "steps": args.steps,
+              "batch": args.batch, "state_dir": str(args.state_dir)}
+    pool = cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
+                                  initializer=_worker_init, initargs=(shared,))
+
     def do(runs: list[Run]) -> list[Run]:
-        for r in runs:
-            if r.key not in results:
-                print(f"run {r.key} ...", flush=True)
-                results[r.key] = train(r, task, args.steps, args.batch, args.state_dir)
-                print(f"   val {results[r.key]['val']:.4f}  ({results[r.key]['train_s']:.0f} s)", flush=True)
-                save()
+        todo = [r for r in dict.fromkeys(runs) if r.key not in results]
+        futures = {pool.submit(_worker_train, r, shared): r for r in todo}
+        for fut in cf.as_completed(futures):
+            r = futures[fut]
+            results[r.key] = fut.result()
+            print(f"{r.key}: val {results[r.key]['val']:.4f} ({results[r.key]['train_s']:.0f} s)", flush=True)
+            save()
         return runs
 
     choices: dict = {}
-    head = do([Run("head")])[0]
-    lora = best(results, do([Run("lora", lr=lr) for lr in (1e-3, 3e-3)]))
-    choices["lora_lr"] = lora.lr
-    # 1. start rule at one shared lr (the issue's best: 6e-2 for θ and λ)
     base = Run("qpeft", lr_theta=5e-2, lr_lambda=5e-2)
+    # 0 + 1. references, and the start rule at one shared lr (the issue's best: 6e-2 for θ and λ)
+    head, *loras = do([Run("head"), Run("lora", lr=1e-3), Run("lora", lr=3e-3)])
+    lora = best(results, loras)
+    choices["lora_lr"] = lora.lr
     inits = do([replace(base, init=i) for i in ("zero", "random", "spread")])
     cur = best(results, inits)
     choices["init"] = cur.init
-    # 2. λ lr with θ lr fixed, then θ lr with the chosen λ lr
-    cur = best(results, [cur] + do([replace(cur, lr_lambda=v) for v in (1e-2, 2e-1)]))
-    cur = best(results, [cur] + do([replace(cur, lr_theta=v) for v in (1e-2, 2e-1)]))
+    # 2. separate lrs: λ faster, θ slower (one factor at a time)
+    cur = best(results, [cur] + do([replace(cur, lr_lambda=2e-1), replace(cur, lr_theta=1e-2)]))
     choices["lr_lambda"], choices["lr_theta"] = cur.lr_lambda, cur.lr_theta
-    # 3. scale: with Adam it should be equivalent to scaling λ's lr; one check
-    do([replace(cur, scale=4.0, lr_lambda=cur.lr_lambda / 4)])
-    # 4. capacity within ≥ 50× fewer parameters than LoRA r=8: rank, then layers
-    cur = best(results, [cur] + do([replace(cur, rank=k) for k in (32, 64)]))
-    cur = best(results, [cur] + do([replace(cur, n_layers=L) for L in (2, 3)
-                                     if _qpeft_params(cur.rank, L, cur.register) * 50 <= LORA_R8_PARAMS]))
+    if args.stop_after == "lrs":
+        return _finish(args, task, results, save, choices, {"head": head, "lora": lora, "qpeft": cur}, pool)
+    # 3. capacity within ≥ 50× fewer parameters than LoRA r=8: more columns, or more layers
+    cap = [replace(cur, rank=64), replace(cur, n_layers=3)]
+    cur = best(results, [cur] + do([r for r in cap if _qpeft_params(r.rank, r.n_layers, r.register) * 50
+                                     <= LORA_R8_PARAMS]))
     choices["rank"], choices["n_layers"] = cur.rank, cur.n_layers
-    # 5. the register: full SO(3) instead of the 2-angle chain
-    cur = best(results, [cur] + do([replace(cur, register="full")]))
+    # 4. the register (full SO(3) vs the 2-angle chain), and the runner-up start at the final settings
+    other = "zero" if cur.init != "zero" else "spread"
+    reg, alt = do([replace(cur, register="full"), replace(cur, init=other)])
+    cur = best(results, [cur, reg])
     choices["register"] = cur.register
-    # 6. the chosen start rule re-checked against the others at the final settings
-    cur = best(results, [cur] + do([replace(cur, init=i) for i in ("zero", "random", "spread") if i != cur.init]))
-    choices["init_final"] = cur.init
-    # 7. seeds at the chosen settings (and the references), then test for the chosen only
-    chosen = {"head": head, "lora": lora, "qpeft": cur}
-    seeds = {name: do([replace(r, seed=s) for s in (0, 1, 2)]) for name, r in chosen.items()}
+    choices["other_start_at_final"] = {"init": other, "val": results[alt.key]["val"]}
+    return _finish(args, task, results, save, choices, {"head": head, "lora": lora, "qpeft": cur}, pool)
+
+
+def _finish(args, task: Task, results: dict, save, choices: dict, chosen: dict, pool) -> dict:
+    """Test accuracy for the chosen settings and the references only."""
+    pool.shutdown()
     tests = {}
-    for name, runs in seeds.items():
-        for r in runs:
-            if "test" not in results[r.key]:
-                results[r.key]["test"] = test_accuracy(r, task, args.state_dir)
-                save()
-        tests[name] = {"keys": [r.key for r in runs], "val": [results[r.key]["val"] for r in runs],
-                       "test": [results[r.key]["test"] for r in runs],
-                       "adapter_params": results[runs[0].key]["adapter_params"]}
-    for t in tests.values():
-        t["val_mean"] = sum(t["val"]) / len(t["val"])
-        t["test_mean"] = sum(t["test"]) / len(t["test"])
-    h, lo, q = tests["head"]["test_mean"], tests["lora"]["test_mean"], tests["qpeft"]["test_mean"]
-    summary = {"choices": choices, "chosen": {k: asdict(v) for k, v in chosen.items()}, "tests": tests,
-               "qpeft_vs_lora_ratio": q / lo, "qpeft_gain_fraction": (q - h) / (lo - h) if lo != h else None,
-               "qpeft_fewer_params_than_lora": LORA_R8_PARAMS / tests["qpeft"]["adapter_params"]}
-    return summary
+    for name, r in chosen.items():
+        if "test" not in results[r.key]:
+            results[r.key]["test"] = test_accuracy(r, task, args.state_dir)
+            save()
+        tests[name] = {"key": r.key, "val": results[r.key]["val"], "test": results[r.key]["test"],
+                       "adapter_params": results[r.key]["adapter_params"]}
+    h, lo, q = (tests[k]["test"] for k in ("head", "lora", "qpeft"))
+    return {"choices": choices, "chosen": {k: asdict(v) for k, v in chosen.items()}, "tests": tests,
+            "qpeft_vs_lora_ratio": q / lo, "qpeft_gain_fraction": (q - h) / (lo - h) if lo != h else None,
+            "qpeft_fewer_params_than_lora": LORA_R8_PARAMS / tests["qpeft"]["adapter_params"]}
 
 
 def _qpeft_params(rank: int, n_layers: int, register: str) -> int:
@@ -310,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--json", default=str(ROOT / "results" / "qpeft_study.json"))
     p.add_argument("--state-dir", type=Path, default=ROOT / "out" / "qpeft_study")
+    p.add_argument("--workers", type=int, default=2, help="parallel training processes (default: %(default)s)")
+    p.add_argument("--stop-after", choices=("lrs", "all"), default="all",
+                   help="lrs: go to the test evaluation after the lr stage (a short study)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, a handful of steps (CI)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
