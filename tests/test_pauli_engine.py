@@ -92,3 +92,13 @@ def test_start_rules():
     assert torch.allclose(participation_ratio(pauli_columns(c, pauli_start_angles(c, "zero"), 8)), torch.ones(8))
     with pytest.raises(CircuitError, match="start rule"):
         pauli_start_angles(c, "xavier")
+
+
+def test_param_groups():
+    from quicq.engine.pauli_init import qpeft_param_groups
+    a, b, c = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    groups = qpeft_param_groups([("x.qpeft_theta_u.default", a), ("x.qpeft_lambda.default", b), ("head", c)],
+                                lr_theta=1e-2, lr_lambda=1e-1)
+    assert groups[0]["params"] == [a] and groups[1]["params"] == [b] and groups[1]["lr"] == 1e-1
+    with pytest.raises(CircuitError, match="no trainable"):
+        qpeft_param_groups([("head", c)])
