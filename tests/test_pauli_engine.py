@@ -102,3 +102,13 @@ def test_param_groups():
     assert groups[0]["params"] == [a] and groups[1]["params"] == [b] and groups[1]["lr"] == 1e-1
     with pytest.raises(CircuitError, match="no trainable"):
         qpeft_param_groups([("head", c)])
+
+
+def test_pauli_benchmark_smoke():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("bench_engine", Path(__file__).parent.parent / "benchmarks" / "engine.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.pauli_benchmark(quick=True)
+    assert len(out["rows"]) == 2 and all(r["new_cpu_ms"] > 0 for r in out["rows"])
