@@ -6,7 +6,7 @@ qubit chains* of the device, runs them as one wide circuit, measures every qubit
 the bits back per circuit (``BitArray.slice_bits``). Every placed execution gets the full shot
 count, so a task list of E executions costs ⌈E/m⌉ wide executions instead of E.
 
-* **Chains** (:func:`find_chains`) are simple paths in the coupling map, found greedily with
+* **Chains** (:func:`~quicq.hardware.chains.find_chains`) are simple paths in the coupling map, found greedily with
   a Warnsdorff rule (extend a path to the neighbour with the fewest free neighbours, start at
   the free qubit of lowest degree) and bounded backtracking; consecutive chain qubits are
   coupled, so the nearest-neighbour layouts (pyramid, X, brick, Pauli) need **no SWAPs** — the
@@ -36,159 +36,23 @@ from typing import Any
 import numpy as np
 
 from quicq.circuits.ir import Circuit
-from quicq.errors import QuicqError
 from quicq.hardware._qiskit import bitarray_bits
 from quicq.hardware.backends import Backend, Task, await_job
-from quicq.hardware.errors import BackendError
+from quicq.hardware.chains import (
+    PackingError,
+    PackingPlan,
+    _schedule,
+    device_graph,
+    find_chains,
+    pack_count,
+    plan_packing,
+)
 from quicq.hardware.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PackedBackend", "PackingError", "PackingLayout", "device_graph", "find_chains", "pack_count"]
-
-
-class PackingError(BackendError, QuicqError):
-    """Circuits cannot be packed on the device (no chain long enough, bad options); nothing submitted."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Chains in a coupling map
-# ---------------------------------------------------------------------------------------------
-
-
-def device_graph(device: Any) -> Any:
-    """The undirected coupling graph (``rustworkx.PyGraph``) of a Qiskit backend, Target or CouplingMap.
-
-    Returns ``None`` for a device without a coupling map (an ideal simulator: all-to-all).
-    """
-    cmap = device
-    if hasattr(device, "coupling_map") and not hasattr(device, "graph"):
-        cmap = device.coupling_map
-    if cmap is None:
-        return None
-    if hasattr(cmap, "build_coupling_map") and not hasattr(cmap, "graph"):  # a Target
-        cmap = cmap.build_coupling_map()
-        if cmap is None:
-            return None
-    return cmap.graph.to_undirected(multigraph=False)
-
-
-def _path_from(graph: Any, start: int, length: int, free: set[int], budget: list[int]) -> list[int] | None:
-    """A simple path of ``length`` free nodes from ``start`` (Warnsdorff order, bounded backtracking)."""
-    path, on = [start], {start}
-
-    def grow() -> bool:
-        if len(path) == length:
-            return True
-        budget[0] -= 1
-        if budget[0] < 0:
-            return False
-        last = path[-1]
-        cands = [v for v in graph.neighbors(last) if v in free and v not in on]
-        # fewest onward free neighbours first, then the lowest index (rows of IBM devices)
-        cands.sort(key=lambda v: (sum(1 for w in graph.neighbors(v) if w in free and w not in on), v))
-        for v in cands:
-            path.append(v)
-            on.add(v)
-            if grow():
-                return True
-            path.pop()
-            on.discard(v)
-        return False
-
-    return list(path) if grow() else None
-
-
-def find_chains(graph: Any, length: int, *, count: int | None = None, spacing: int = 0,
-                n_qubits: int | None = None, exclude: Sequence[int] = ()) -> list[tuple[int, ...]]:
-    """Disjoint simple paths of ``length`` qubits in a coupling graph, greedily, as many as fit.
-
-    Args:
-        graph: a ``rustworkx.PyGraph`` (see :func:`device_graph`), or ``None`` for an all-to-all
-            device of ``n_qubits`` qubits (chains are then consecutive index ranges).
-        length: qubits per chain (≥ 1).
-        count: stop after this many chains (default: as many as the device holds).
-        spacing: 0 — chains may touch; 1 — the neighbours of a chain are left unused.
-        exclude: physical qubits never to use (e.g. known-bad qubits).
-
-    Chains come in the order found (lowest-degree starts first); each chain lists its qubits
-    in path order: chain[i] and chain[i+1] are coupled.
-    """
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-        raise PackingError(f"chain length must be an int ≥ 1, got {length!r}")
-    if spacing not in (0, 1):
-        raise PackingError(f"spacing must be 0 or 1, got {spacing!r}")
-    bad = set(int(q) for q in exclude)
-    if graph is None:
-        if n_qubits is None:
-            raise PackingError("an all-to-all device needs n_qubits to place chains")
-        free_list = [q for q in range(int(n_qubits)) if q not in bad]
-        chains = []
-        for i in range(len(free_list) // length):
-            if count is not None and len(chains) >= count:
-                break
-            if spacing and i % 2:
-                continue
-            chains.append(tuple(free_list[i * length:(i + 1) * length]))
-        return chains
-    free = set(graph.node_indices()) - bad
-    chains: list[tuple[int, ...]] = []
-    while free and (count is None or len(chains) < count):
-        starts = sorted(free, key=lambda v: (sum(1 for w in graph.neighbors(v) if w in free), v))
-        found = None
-        for s in starts:
-            found = _path_from(graph, s, length, free, [4 * length * length])
-            if found is not None:
-                break
-        if found is None:
-            break
-        chains.append(tuple(found))
-        free -= set(found)
-        if spacing:
-            free -= {w for v in found for w in graph.neighbors(v)}
-    return chains
-
-
-# ---------------------------------------------------------------------------------------------
-# Scheduling executions into packs
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Pub:
-    """One wide structure (a circuit per slot) and its rows: per row, (task, binding) per slot."""
-
-    tasks: tuple[int, ...]
-    rows: tuple[tuple[tuple[int, int], ...], ...]
-
-
-def _schedule(batches: Sequence[int], circuits: Sequence[Circuit], slots: int) -> list[_Pub]:
-    """Packs for tasks with ``batches[t]`` bindings each: whole packs per circuit, then mixed remainders."""
-    pubs: OrderedDict[tuple[Circuit, ...], tuple[tuple[int, ...], list]] = OrderedDict()
-    rest: list[tuple[int, int]] = []
-    for t, B in enumerate(batches):
-        full = B // slots
-        if full:
-            key = (circuits[t],) * slots
-            entry = pubs.setdefault(key, ((t,) * slots, []))
-            # rows refer to the first task with this structure; equal circuits are interchangeable
-            entry[1].extend(tuple((t, r * slots + j) for j in range(slots)) for r in range(full))
-        rest.extend((t, b) for b in range(full * slots, B))
-    for i in range(0, len(rest), slots):
-        chunk = tuple(rest[i:i + slots])
-        key = tuple(circuits[t] for t, _ in chunk)
-        entry = pubs.setdefault(key, (tuple(t for t, _ in chunk), []))
-        entry[1].append(chunk)
-    return [_Pub(tasks, tuple(rows)) for tasks, rows in pubs.values()]
-
-
-def pack_count(batches: Sequence[int], slots: int, circuits: Sequence[Any] | None = None) -> int:
-    """Wide executions needed for tasks with ``batches[t]`` bindings each on ``slots`` chains."""
-    if slots < 1:
-        raise PackingError("at least one chain is needed to pack")
-    full = sum(B // slots for B in batches)
-    rest = sum(B % slots for B in batches)
-    return full + -(-rest // slots)
+__all__ = ["PackedBackend", "PackingError", "PackingLayout", "PackingPlan", "device_graph", "find_chains", "pack_count",
+           "plan_packing"]
 
 
 # ---------------------------------------------------------------------------------------------
