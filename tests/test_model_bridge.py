@@ -147,3 +147,28 @@ def test_bad_input_is_refused_before_anything_runs():
         ModelHardwareBridge(_quic(1), ExactBackend(), gradient="adjoint")
     with pytest.raises(BridgeError, match="QuicqModel"):
         ModelHardwareBridge(_net(1), ExactBackend())
+
+
+def test_packed_aer_bridge_two_sampler_jobs_per_step_and_fewer_executions():
+    pytest.importorskip("qiskit_aer")
+    from quicq.hardware import AerBackend
+    from quicq.hardware.packing import PackedBackend
+
+    class CountingPacked(PackedBackend):
+        runs = 0
+
+        def _run(self, tasks, shots):
+            CountingPacked.runs += 1
+            return super()._run(tasks, shots)
+
+    qm = _quic(3)
+    x = torch.randn(5, 8, dtype=torch.float64)
+    ref = _grads(qm, x)
+    packed = CountingPacked(AerBackend(shots=4000, seed=0), max_slots=2, seed=1)  # 8-qubit packs: cheap on Aer
+    bridge = ModelHardwareBridge(qm, packed, gradient="parameter_shift")
+    got = _grads(qm, x)
+    assert CountingPacked.runs == bridge.jobs == 2
+    # forward: 3 layers × 2 blocks × 8 circuits = 48 executions; backward 3 × 2 × 12 × 4 = 288
+    assert packed.wide_executions == 48 // 2 + 288 // 2 == bridge.executions
+    err = max((got[n] - ref[n]).abs().max().item() for n in ref)
+    assert err < 0.15 * max(ref[n].abs().max().item() for n in ref)

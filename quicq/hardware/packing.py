@@ -19,7 +19,10 @@ count, so a task list of E executions costs ⌈E/m⌉ wide executions instead of
   each other (spectator errors, measurement crosstalk). Check packed against unpacked estimates
   on the device before relying on packing; ``spacing=1`` trades chains for isolation.
 * Wide packs on Aer need ``method="matrix_product_state"``: the blocks are unentangled with
-  each other, which MPS simulates cheaply (statevector cannot hold 100+ qubits).
+  each other, which MPS simulates cheaply (statevector cannot hold 100+ qubits). On a
+  simulator packing costs *more* time, not less (a 3 × 4-qubit noisy pack on FakeGuadalupe
+  runs shot-by-shot trajectories over the joint 12-qubit register: minutes instead of
+  seconds); the saving is in device executions.
 
 Packing is a :class:`~quicq.hardware.backends.Backend` wrapper, so tomography plans, the hybrid
 bridge and the model bridge use it unchanged: ``PackedBackend(AerBackend(noise=...))``.
