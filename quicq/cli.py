@@ -133,7 +133,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     common: dict[str, Any] = {
         "shots": args.shots, "gradient": args.gradient, "magnitudes": not args.no_magnitudes, "method": args.method,
         "job_overhead_s": args.job_overhead, "circuit_overhead_s": args.circuit_overhead,
-        "progress": show_progress(not args.no_progress)}
+        "progress": show_progress(not args.no_progress), "pack": args.pack}
     if args.adapter:
         from quicq.adapters.units import adapter_units
 
@@ -316,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--circuit-overhead", type=float, default=0.005, help="seconds per circuit execution (default 0.005)")
     p.add_argument("--json", help="also write the plan as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (bars show only on a terminal)")
+    p.add_argument("--pack", action="store_true",
+                   help="also show packed vs unpacked executions and QPU time (circuits side by side on "
+                        "disjoint qubit chains, one job per step direction; quicq.hardware.packing)")
+>>>>>>> packing
     _add_tomo_options(p)
     p.set_defaults(func=cmd_plan)
 

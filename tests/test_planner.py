@@ -134,3 +134,36 @@ def test_plan_is_json_ready(manila_plan):
     d = json.loads(json.dumps(manila_plan.to_dict()))
     assert d["units"][0]["circuits"] == 10 and math.isfinite(d["qpu_seconds_per_step"])
     assert pyramid(5).n_params == d["units"][0]["n_params"]
+
+
+def test_packing_gives_ten_times_fewer_executions_for_twelve_blocks_of_eight_qubits():
+    """The issue's MiniLM-sized case: 12 blocks of n = 8, orders {1,2}, on a 127-qubit device."""
+    plan = plan_layout("pyramid", 8, orders=(1, 2), n_blocks=12, backend="fake:fake_sherbrooke", shots=4096,
+                       pack=True)
+    pk = plan.packing
+    assert pk.slots >= 12 and pk.width == 8
+    assert pk.unpacked_executions_per_forward == plan.circuits_per_forward == 16 * 12
+    assert pk.unpacked_executions_per_step == plan.circuits_per_step
+    assert pk.executions_per_forward == math.ceil(16 * 12 / pk.slots)
+    assert pk.reduction_forward >= 10 and pk.reduction_step >= 10
+    assert pk.jobs_per_forward == 1 and pk.jobs_per_step == 2  # 464 × 4096 shots < 10 M per job
+    assert pk.qpu_seconds_per_forward < plan.qpu_seconds_per_forward / 5
+    text = plan.table()
+    assert "packed 12 × 8 qubits" in text or f"packed {pk.slots} × 8 qubits" in text
+    assert "crosstalk" in text
+    assert plan.to_dict()["packing"]["slots"] == pk.slots
+
+
+def test_a_pack_that_does_not_fit_is_refused_before_transpiling():
+    with pytest.raises(PlanError, match="no connected chain of 14 qubits"):
+        plan_layout("pyramid", 14, backend="fake:fake_guadalupe", pack=True)
+
+
+def test_cli_plan_pack_flag_shows_packed_and_unpacked(capsys):
+    from quicq.cli import main
+
+    rc = main(["plan", "--layout", "pyramid", "--n", "4", "--orders", "1", "--blocks", "3", "--backend",
+               "fake:fake_guadalupe", "--shots", "1000", "--pack", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "packed 3 × 4 qubits" in out and "24 → 8 executions (3.0× fewer)" in out

@@ -44,6 +44,8 @@ _LAZY = {
     "IBMRuntimeBackend": "quicq.hardware.ibm",
     "RuntimeAccount": "quicq.hardware.ibm",
     "fake_backend": "quicq.hardware.ibm",
+    "PackedBackend": "quicq.hardware.packing",
+    "ModelHardwareBridge": "quicq.hardware.model_bridge",
 }
 
 
@@ -69,7 +71,9 @@ __all__ = [
     "HardwareBlock",
     "HardwareError",
     "IBMRuntimeBackend",
+    "ModelHardwareBridge",
     "Outcome",
+    "PackedBackend",
     "PauliTomography",
     "PennyLaneBackend",
     "RuntimeAccount",

@@ -84,47 +84,89 @@ class _Bridge:
     def vjp(self, angles: torch.Tensor, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """dL/dθ (B, P) from dL/dB (one (B, rows, cols) tensor per key)."""
         self.backward_calls += 1
-        B, P = angles.shape
-        G = [np.zeros((B,) + shape) if g is None else g.detach().cpu().double().numpy()
-             for g, shape in zip(grads, self.plan.shapes())]
+        G = grad_arrays(grads, self.plan.shapes(), angles.shape[0])
         th = angles.detach().cpu().double().numpy()
         if self.gradient == "surrogate":
-            with torch.enable_grad():
-                x = angles.detach().double().requires_grad_(True)
-                outs = self.plan.exact(x)
-                pairs = [(o, torch.as_tensor(g)) for o, g in zip(outs, G)]
-                (gx,) = torch.autograd.grad([o for o, _ in pairs], [x], [g for _, g in pairs])
-            return gx
+            return surrogate_vjp(self.plan, angles, G)
         if self.gradient == "parameter_shift":
-            active = [p for p, rule in enumerate(self.shifts) if rule is not None]
+            shifted, active = shifted_bindings(self.shifts, th)
             if not active:
-                return torch.zeros(B, P, dtype=torch.float64)
-            shifted = []
-            for p in active:  # (2·|active|, B, P): +s then −s for each active slot
-                s = self.shifts[p][0]
-                for sign in (1.0, -1.0):
-                    t = th.copy()
-                    t[:, p] += sign * s
-                    shifted.append(t)
-            blocks = self.estimate(np.concatenate(shifted), self.grad_plan)  # ONE backend call
-            grad = np.zeros((B, P))
-            for blk, g in zip(blocks, G):
-                blk = blk.reshape((len(active), 2, B) + blk.shape[1:])
-                diff = blk[:, 0] - blk[:, 1]  # (A, B, rows, cols)
-                grad[:, active] += np.einsum("abij,bij->ba", diff, g)
-            coef = np.array([self.shifts[p][1] for p in active])
-            grad[:, active] *= coef
-            return torch.as_tensor(grad)
-        # SPSA: one ±1 direction per binding over the slots some gate reads
-        used = np.array([bool(g) for g in self.plan.circuit.param_gates()], dtype=float)
-        delta = self.rng.choice([-1.0, 1.0], size=(B, P)) * used
-        eps = self.spsa_eps
-        blocks = self.estimate(np.concatenate([th + eps * delta, th - eps * delta]), self.grad_plan)  # ONE call
-        slope = np.zeros(B)
-        for blk, g in zip(blocks, G):
-            blk = blk.reshape((2, B) + blk.shape[1:])
-            slope += np.einsum("bij,bij->b", (blk[0] - blk[1]) / (2 * eps), g)
-        return torch.as_tensor(slope[:, None] * delta)
+                return torch.zeros(angles.shape, dtype=torch.float64)
+            blocks = self.estimate(shifted, self.grad_plan)  # ONE backend call
+            return torch.as_tensor(shift_vjp(blocks, G, active, self.shifts, th.shape))
+        delta = spsa_direction(self.plan.circuit, self.rng, th.shape)
+        blocks = self.estimate(spsa_bindings(th, delta, self.spsa_eps), self.grad_plan)  # ONE call
+        return torch.as_tensor(spsa_vjp(blocks, G, delta, self.spsa_eps))
+
+
+# ---------------------------------------------------------------------------------------------
+# The gradient rules (shared by HardwareBlock and the model-level bridge)
+# ---------------------------------------------------------------------------------------------
+
+
+def grad_arrays(grads: Sequence[torch.Tensor | None], shapes: Sequence[tuple[int, int]], B: int) -> list[np.ndarray]:
+    """dL/dB per key as float64 (B, rows, cols) arrays (zeros for an unused output)."""
+    return [np.zeros((B,) + tuple(shape)) if g is None else g.detach().cpu().double().numpy().reshape((B,) + tuple(shape))
+            for g, shape in zip(grads, shapes)]
+
+
+def shifted_bindings(shifts: Sequence[tuple[float, float] | None], th: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """All shifted bindings of a parameter-shift backward: (2·A·B, P), +s then −s per active slot.
+
+    Returns the bindings and the active slots (those some gate reads); empty when none is.
+    """
+    active = [p for p, rule in enumerate(shifts) if rule is not None]
+    shifted = []
+    for p in active:
+        s = shifts[p][0]
+        for sign in (1.0, -1.0):
+            t = th.copy()
+            t[:, p] += sign * s
+            shifted.append(t)
+    return (np.concatenate(shifted) if shifted else th[:0]), active
+
+
+def shift_vjp(blocks: Sequence[np.ndarray], G: Sequence[np.ndarray], active: Sequence[int],
+              shifts: Sequence[tuple[float, float] | None], shape: tuple[int, int]) -> np.ndarray:
+    """dL/dθ (B, P) from the blocks at :func:`shifted_bindings` and dL/dB: c·⟨dL/dB, B₊ − B₋⟩ per slot."""
+    B, P = shape
+    grad = np.zeros((B, P))
+    for blk, g in zip(blocks, G):
+        blk = blk.reshape((len(active), 2, B) + blk.shape[1:])
+        diff = blk[:, 0] - blk[:, 1]  # (A, B, rows, cols)
+        grad[:, active] += np.einsum("abij,bij->ba", diff, g)
+    grad[:, active] *= np.array([shifts[p][1] for p in active])
+    return grad
+
+
+def spsa_direction(circuit: Circuit, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """One random ±1 direction per binding over the slots some gate reads (0 elsewhere)."""
+    used = np.array([bool(g) for g in circuit.param_gates()], dtype=float)
+    return rng.choice([-1.0, 1.0], size=shape) * used
+
+
+def spsa_bindings(th: np.ndarray, delta: np.ndarray, eps: float) -> np.ndarray:
+    """The 2B perturbed bindings θ + εΔ, then θ − εΔ."""
+    return np.concatenate([th + eps * delta, th - eps * delta])
+
+
+def spsa_vjp(blocks: Sequence[np.ndarray], G: Sequence[np.ndarray], delta: np.ndarray, eps: float) -> np.ndarray:
+    """ĝ_b = ⟨dL/dB_b, (B₊ − B₋)/(2ε)⟩·Δ_b per binding b (E[ĝ] = ∇L + O(ε²))."""
+    B = delta.shape[0]
+    slope = np.zeros(B)
+    for blk, g in zip(blocks, G):
+        blk = blk.reshape((2, B) + blk.shape[1:])
+        slope += np.einsum("bij,bij->b", (blk[0] - blk[1]) / (2 * eps), g)
+    return slope[:, None] * delta
+
+
+def surrogate_vjp(plan: Tomography, angles: torch.Tensor, G: Sequence[np.ndarray]) -> torch.Tensor:
+    """dL/dθ from the exact engine's autograd at the same angles (no quantum cost)."""
+    with torch.enable_grad():
+        x = angles.detach().double().reshape(-1, angles.shape[-1]).requires_grad_(True)
+        outs = plan.exact(x)
+        (gx,) = torch.autograd.grad(list(outs), [x], [torch.as_tensor(g).reshape(o.shape) for o, g in zip(outs, G)])
+    return gx
 
 
 class _HardwareBlockFunction(torch.autograd.Function):

@@ -48,6 +48,7 @@ from typing import Any
 
 from quicq._optional import require
 from quicq.circuits.ir import Circuit, CircuitError, check_orders
+from quicq.errors import QuicqError
 
 __all__ = ["GRADIENTS", "CircuitCost", "CostPlan", "PlanError", "PlanUnit", "backward_estimates", "plan_cost",
            "plan_layout", "tomography_plan"]
@@ -63,7 +64,7 @@ DEFAULT_JOB_OVERHEAD_S = 2.0
 DEFAULT_CIRCUIT_OVERHEAD_S = 5e-3
 
 
-class PlanError(ValueError):
+class PlanError(QuicqError, ValueError):
     """A plan cannot be made (unknown backend, circuit too wide, unsupported circuit…)."""
 
 
@@ -173,6 +174,7 @@ class CostPlan:
     qpu_seconds_per_step: float | None
     job_overhead_s: float
     circuit_overhead_s: float
+    packing: Any = None  # a quicq.hardware.packing.PackingPlan with pack=True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -212,6 +214,17 @@ class CostPlan:
                 f"{self.jobs_per_forward} job(s); est. QPU time {secs(self.qpu_seconds_per_forward)}"),
                (f"step    : {self.circuits_per_step:,} circuit executions, {self.shots_per_step:,} shots, "
                 f"{self.jobs_per_step} job(s); est. QPU time {secs(self.qpu_seconds_per_step)}")]
+        if self.packing is not None:
+            pk = self.packing
+            out += [rule,
+                    (f"model bridge, packed {pk.slots} × {pk.width} qubits on disjoint chains"
+                     f"{' (spacing 1)' if pk.spacing else ''}; crosstalk between chains is not modelled:"),
+                    (f"  forward: {pk.unpacked_executions_per_forward:,} → {pk.executions_per_forward:,} executions "
+                     f"({pk.reduction_forward:.1f}× fewer), {pk.jobs_per_forward} job(s); est. QPU time "
+                     f"{secs(pk.qpu_seconds_per_forward)}"),
+                    (f"  step   : {pk.unpacked_executions_per_step:,} → {pk.executions_per_step:,} executions "
+                     f"({pk.reduction_step:.1f}× fewer), {pk.jobs_per_step} job(s); est. QPU time "
+                     f"{secs(pk.qpu_seconds_per_step)}")]
         if self.qpu_seconds_per_step is not None:
             out.append(f"time model: {self.job_overhead_s:g} s per job + {self.circuit_overhead_s * 1e3:g} ms per "
                        f"circuit execution + shots × (circuit duration + rep_delay {1e6 * (self.rep_delay_s or 0):.0f} µs);"
@@ -236,6 +249,7 @@ class _Device:
     target: Any  # qiskit Target with durations, or None for an ideal simulator
     transpile: Callable[[Circuit], Any]  # IR circuit → the transpiled, measured QuantumCircuit
     rep_delay_s: float | None
+    graph: Any = None  # undirected coupling graph (None: all-to-all)
 
 
 def _preset(backend: Any, optimization_level: int, seed_transpiler: int) -> Callable[[Circuit], Any]:
@@ -300,18 +314,29 @@ def _resolve_device(backend: Any, *, shots: int, optimization_level: int, seed_t
         rep = getattr(device, "default_rep_delay", None) if device is not None else None
         return _Device(str(backend.name), getattr(backend, "max_qubits", None), target,
                        lambda c: cache.get(c, "measure").circuit,
-                       (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None)
+                       (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None,
+                       _graph(device if device is not None else getattr(sim, "target", None)))
     if hasattr(backend, "target") and hasattr(backend, "num_qubits"):  # a Qiskit BackendV2
         rep = getattr(backend, "default_rep_delay", None)
         target = _with_durations(backend.target)
         return _Device(str(backend.name), int(backend.num_qubits), target,
                        _preset(backend, optimization_level, seed_transpiler),
-                       (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None)
+                       (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None,
+                       _graph(backend))
     require("qiskit_aer", "qiskit")
     from qiskit_aer import AerSimulator  # exact engine, PennyLane: plan for ideal Aer's gate set
 
     return _Device(str(getattr(backend, "name", "simulator")), getattr(backend, "max_qubits", None), None,
                    _preset(AerSimulator(), optimization_level, seed_transpiler), None)
+
+
+def _graph(device: Any) -> Any:
+    """The device's undirected coupling graph, or None (no device / all-to-all)."""
+    if device is None:
+        return None
+    from quicq.hardware.packing import device_graph
+
+    return device_graph(device)
 
 
 def _duration(qc: Any, target: Any) -> float:
@@ -390,7 +415,8 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
               magnitudes: bool = True, method: str = "derived", orders: Sequence[int] = (1,), bindings: int = 1,
               optimization_level: int = 1, seed_transpiler: int = 1234,
               job_overhead_s: float = DEFAULT_JOB_OVERHEAD_S,
-              circuit_overhead_s: float = DEFAULT_CIRCUIT_OVERHEAD_S, progress: bool = False) -> CostPlan:
+              circuit_overhead_s: float = DEFAULT_CIRCUIT_OVERHEAD_S, progress: bool = False,
+              pack: bool = False, spacing: int = 0, max_slots: int | None = None) -> CostPlan:
     """Plan the cost of running ``adapter``'s block estimates on ``backend`` (nothing is submitted).
 
     Args:
@@ -406,6 +432,10 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
         optimization_level, seed_transpiler: transpiler settings (the backends' defaults).
         job_overhead_s, circuit_overhead_s: the time model's fixed costs (module docstring).
         progress: show a tqdm bar over the circuits being transpiled.
+        pack, spacing, max_slots: also plan the model bridge's packed jobs (every unit's circuits
+            side by side on disjoint qubit chains, :mod:`quicq.hardware.packing`): ``packing`` in
+            the result, packed vs unpacked executions and QPU time in the table. A packed
+            execution lasts as long as the longest circuit of the plan.
 
     Raises:
         PlanError: invalid shots/gradient, unknown backend, a circuit wider than the device, or
@@ -425,6 +455,12 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
             f"backend {device.name} has {device.num_qubits} qubits but the adapter's circuits need {widest}; "
             "choose a larger device (e.g. fake:fake_sherbrooke, 127 qubits) or a smaller block_size"
         )
+    if pack:  # fail before transpiling anything
+        from quicq.hardware.chains import find_chains
+
+        if not find_chains(device.graph, widest, count=1, spacing=spacing, n_qubits=device.num_qubits):
+            raise PlanError(f"{device.name}: no connected chain of {widest} qubits (spacing={spacing}) to pack "
+                            "the adapter's circuits on; use a larger device or smaller blocks")
     from tqdm.auto import tqdm
 
     plans = [tomography_plan(c, ks, magnitudes=magnitudes, method=method, columns=cols)
@@ -463,6 +499,10 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
     known = all(u.seconds_per_estimate is not None for u in units)
     all_costs = [x for u in units for x in u.transpiled]
     durations = [x.duration_s for x in all_costs if x.duration_s is not None]
+    packing = None
+    if pack:
+        packing = _packing(device, units, raw_units, grad_plans, gradient, shots, rep, job_overhead_s,
+                           circuit_overhead_s, spacing, max_slots)
     return CostPlan(
         backend=device.name, backend_qubits=device.num_qubits, units=tuple(units), gradient=gradient,
         shots=shots, magnitudes=magnitudes, method=method,
@@ -475,5 +515,31 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
         rep_delay_s=device.rep_delay_s,
         qpu_seconds_per_forward=float(sum(u.seconds_per_estimate for u in units)) if known else None,  # type: ignore[misc]
         qpu_seconds_per_step=float(sum(u.seconds_per_step for u in units)) if known else None,  # type: ignore[misc]
-        job_overhead_s=job_overhead_s, circuit_overhead_s=circuit_overhead_s,
+        job_overhead_s=job_overhead_s, circuit_overhead_s=circuit_overhead_s, packing=packing,
     )
+
+
+def _packing(device: _Device, units: Sequence[PlanUnit], raw_units: Sequence[tuple], grad_plans: Sequence[Any],
+             gradient: str, shots: int, rep: float, job_overhead_s: float, circuit_overhead_s: float,
+             spacing: int, max_slots: int | None) -> Any:
+    """The packed model-bridge plan: one forward job and one backward job for all units."""
+    from quicq.hardware.packing import PackingError, plan_packing
+
+    forward = [u.bindings for u in units for _ in range(u.circuits)]
+    backward = []
+    for u, gp in zip(units, grad_plans):
+        rows = (u.estimates_per_step - 1) * u.bindings  # shifted / perturbed bindings of the unit
+        backward += [rows] * len(gp.circuits) if rows else []
+    from quicq.hardware.jobs import IBM_SAMPLER_LIMITS
+
+    limit = IBM_SAMPLER_LIMITS.max_executions if device.name.startswith("ibm[") else None
+    durations = [c.duration_s for u in units for c in u.transpiled]
+    per_exec = None
+    if durations and all(d is not None for d in durations):
+        per_exec = circuit_overhead_s + shots * (max(durations) + rep)
+    try:
+        return plan_packing(device.graph, device.num_qubits, max(u.n_qubits for u in units), forward, backward,
+                            spacing=spacing, max_slots=max_slots, seconds_per_execution=per_exec,
+                            job_overhead_s=job_overhead_s, shots=shots, max_shots_per_job=limit)
+    except PackingError as exc:
+        raise PlanError(f"{device.name}: {exc}") from None
