@@ -319,7 +319,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", action="store_true",
                    help="also show packed vs unpacked executions and QPU time (circuits side by side on "
                         "disjoint qubit chains, one job per step direction; quicq.hardware.packing)")
->>>>>>> packing
     _add_tomo_options(p)
     p.set_defaults(func=cmd_plan)
 
