@@ -252,6 +252,11 @@ class QuantumPEFTConfig(AdapterConfig):
         n_layers: L, entangling layers of each Pauli circuit.
         scale: multiplies ΔW.
         alpha: LoRA-style alternative: when set, scale = alpha / rank (then leave ``scale`` at 1).
+        init_angles: start of the circuit angles (λ = 0 keeps ΔW = 0 for any): ``"random"``
+            (default; uniform in [−π, π), seeded per module), ``"zero"`` (Q = I: θ gets no
+            gradient until λ moves) or ``"spread"`` (flat columns). On MiniLM / Rotten Tomatoes,
+            chosen on validation: random with lr 5e-2 for θ and 2e-1 for λ (see
+            :func:`quicq.engine.pauli_init.qpeft_param_groups` and ``results/qpeft_study.json``).
     """
 
     method: ClassVar[str] = "quantum_peft"
@@ -260,9 +265,14 @@ class QuantumPEFTConfig(AdapterConfig):
     n_layers: int = 1
     scale: float = 1.0
     alpha: float | None = None
+    init_angles: str = "random"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        from quicq.engine.pauli_init import START_RULES
+
+        if self.init_angles not in START_RULES:
+            raise AdapterConfigError(f"init_angles must be one of {list(START_RULES)}, got {self.init_angles!r}")
         _positive_int(self.rank, "rank")
         _positive_int(self.n_layers, "n_layers", minimum=0)
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale):
@@ -275,6 +285,9 @@ class QuantumPEFTConfig(AdapterConfig):
                     f"give scale or alpha, not both (scale={self.scale}, alpha={self.alpha}); alpha sets "
                     "scale = alpha / rank"
                 )
+
+    #: AdamW learning rates that worked for the angles and for λ (MiniLM / Rotten Tomatoes).
+    lr_hint: ClassVar[dict[str, float]] = {"theta": 5e-2, "lambda": 2e-1}
 
     @property
     def effective_scale(self) -> float:

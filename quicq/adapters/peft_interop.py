@@ -173,6 +173,7 @@ class QuantumPEFTPeftConfig(PeftConfig):
     n_layers: int = 1
     scale: float = 1.0
     alpha: float | None = None
+    init_angles: str = "random"
 
     quicq_config_cls = QuantumPEFTConfig
 

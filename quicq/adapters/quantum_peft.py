@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +49,7 @@ class QuantumPEFTSpec:
     rank: int
     n_layers: int
     scale: float
+    init_angles: str = "random"
 
     @property
     def circuit_u(self) -> Circuit:
@@ -86,7 +88,7 @@ class QuantumPEFTSpec:
             )
         return cls(
             module_name=name, kind=geo.kind, d_out=d_out, d_in=d_in, rank=config.rank,
-            n_layers=config.n_layers, scale=config.effective_scale,
+            n_layers=config.n_layers, scale=config.effective_scale, init_angles=config.init_angles,
         )
 
 
@@ -105,13 +107,21 @@ class QuantumPEFTLayer(QuicqTunerLayer):
         self.qpeft_block_source: dict[str, ColumnSource] = {}
 
     def update_layer(self, adapter_name: str, spec: QuantumPEFTSpec, init_weights: bool = True) -> None:
-        """Add adapter ``adapter_name``; λ = 0 (ΔW = 0) unless init_weights=False."""
+        """Add adapter ``adapter_name``: angles from the spec's start rule, λ = 0 (ΔW = 0); with
+        init_weights=False everything N(0, 0.1²) (tests and ablations)."""
         if adapter_name in self.qpeft_spec:
             raise AdapterError(f"{self._where()}: adapter {adapter_name!r} already exists")
         base = self.get_base_layer()
         kw = {"dtype": adapter_dtype(base), "device": base.weight.device}
+        from quicq.engine.pauli_init import pauli_start_angles
+
         for attr, shape in spec.param_shapes.items():
-            p = torch.zeros(shape, **kw)
+            if attr == "qpeft_lambda" or not init_weights:
+                p = torch.zeros(shape, **kw)
+            else:  # angles: the start rule, seeded by module and factor so every run starts alike
+                circuit = spec.circuit_u if attr == "qpeft_theta_u" else spec.circuit_v
+                g = torch.Generator().manual_seed(zlib.crc32(f"{self.module_name}/{attr}".encode()))
+                p = pauli_start_angles(circuit, spec.init_angles, g, dtype=kw["dtype"]).to(kw["device"])
             if not init_weights:
                 nn.init.normal_(p, std=0.1)
             getattr(self, attr)[adapter_name] = nn.Parameter(p)
