@@ -360,7 +360,7 @@ class BlockTomography(Tomography):
         project: project each measured block onto O(D) (polar decomposition).
         readout: ``None`` or ``"m3"``: readout-correct every outcome with the backend's M3
             calibration (:mod:`quicq.hardware.mitigation`).
-        zne: ``None``, ``True`` (scales 1, 3, 5, linear fit), a tuple of odd scales, or a
+        zne: ``None``, ``True`` (scales 1, 3, linear fit), a tuple of odd scales, or a
             :class:`~quicq.hardware.mitigation.ZNE`: measure every circuit also with its
             RBS gates folded and extrapolate each unprojected entry to zero noise.
 
