@@ -11,17 +11,20 @@ each variant estimates the same blocks:
 * ``+m3``: post-selection and M3 readout correction (sign and magnitude circuits);
 * ``+zne``: post-selection and ZNE (quicq's default: scales 1, 3, linear fit): 2× the circuits
   at S/2 shots each, so the same total shots per estimate;
-* ``all``: post-selection + M3 + ZNE (1, 3);
-* ``+zne135`` / ``all135``: the same with scales 1, 3, 5 (linear fit) at S/3 shots each.
+* ``all``: post-selection + M3 + ZNE;
+* ``signed``, ``signed+m3``, ``signed+zne``, ``signed+m3+zne``: the signed-only plan
+  (``magnitudes=False``: n sign circuits, no Z-basis magnitudes, hence nothing to post-select)
+  at 2S shots per circuit, or 2 ZNE scales at S each. Its estimate is linear in the shot
+  frequencies, so ZNE extrapolates it cleanly; the magnitudes sign(x)·√p̂ are post-selected and
+  renormalised, which is not linear in the noise.
 
-raw/postselect/+m3 are computed from the *same* sampled shots (different estimators of one data
-set); the folded plan (scales 1, 3, 5) is sampled once at S/2 shots per circuit, the (1, 3)
-variants use its λ = 1, 3 circuits, the (1, 3, 5) variants the first S/3 shots of every
-circuit: paired comparisons, equal total shots. Shots are nearly free here (Aer's cost is per
-circuit, not per shot, at these sizes), so the default budget is large enough for the noise
-bias — what mitigation removes — to dominate the shot noise. The M3 calibration
-(10 000 shots per circuit, 2 circuits per qubit, once per qubit and backend, reused by every
-later estimate) is not counted in the per-estimate budget; it is reported separately.
+Two samplings per (device, n, seed) serve every variant: the unfolded plan at 2S shots per
+circuit and the folded plan (λ = 1, 3) at S; each variant takes the circuits it needs and the
+first shots up to its budget — paired comparisons at equal total shots (2n·S per binding).
+Shots are nearly free here (Aer's cost is per circuit, not per shot, at these sizes), so the
+default budget is large enough for the noise bias — what mitigation removes — to show above
+the shot noise. ZNE with scales 1, 3, 5 was measured in a pilot and is not repeated here (see
+:class:`quicq.hardware.mitigation.ZNE`).
 
 Block error = max |B̂ − B| over the entries of one block (projected estimate vs the exact
 engine); the table gives its mean (± standard error over blocks) and max over every block of
@@ -52,7 +55,7 @@ from quicq.circuits import pyramid
 from quicq.hardware.outcome import Outcome
 from quicq.hardware.tomography import BlockTomography
 
-VARIANTS = ("raw", "postselect", "+m3", "+zne", "all", "+zne135", "all135")
+VARIANTS = ("raw", "postselect", "+m3", "+zne", "all", "signed", "signed+m3", "signed+zne", "signed+m3+zne")
 ORDERS = (1, 2)
 
 
@@ -62,31 +65,47 @@ def block_errors(plan: BlockTomography, red: dict[str, Any], exact: list[np.ndar
     return np.concatenate(errs)
 
 
+def _subset(outcomes: list[Outcome], labels: tuple[str, ...], plan: BlockTomography, shots: int) -> list[Outcome]:
+    """The outcomes of ``plan``'s circuits (matched by label), cut to their first ``shots`` shots."""
+    by_label = dict(zip(labels, outcomes))
+    out = []
+    for lab in plan.labels:
+        o = by_label[lab]
+        out.append(Outcome(o.n_qubits, shots, indices=o.indices[:, :shots], physical_qubits=o.physical_qubits))
+    return out
+
+
 def run_case(backend: Any, n: int, shots: int, blocks: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-variant block errors for one (backend, n, seed)."""
+    """Per-variant block errors for one (backend, n, seed); every variant spends 2n·shots per binding."""
     c = pyramid(n)
     th = np.random.default_rng(seed).uniform(-math.pi, math.pi, (blocks, c.n_params))
     exact = [e.numpy() for e in BlockTomography(c, ORDERS).exact(torch.as_tensor(th))]
-    raw = BlockTomography(c, ORDERS, postselect=False)
-    ps = BlockTomography(c, ORDERS)
-    z13 = BlockTomography(c, ORDERS, zne=(1, 3))
-    z135 = BlockTomography(c, ORDERS, zne=(1, 3, 5))
+    plans = {
+        "raw": BlockTomography(c, ORDERS, postselect=False),
+        "postselect": BlockTomography(c, ORDERS),
+        "zne": BlockTomography(c, ORDERS, zne=(1, 3)),
+        "signed": BlockTomography(c, ORDERS, magnitudes=False),
+        "signed_zne": BlockTomography(c, ORDERS, magnitudes=False, zne=(1, 3)),
+    }
     mit = backend.readout_mitigator()
+    # Two samplings serve every variant: the unfolded plan at 2S and the folded one at S.
+    base_plan, fold_plan = plans["postselect"], plans["zne"]
+    base = backend.sample(base_plan.tasks(th), 2 * shots)
+    folded = backend.sample(fold_plan.tasks(th), shots)
+    data = {  # variant → (plan, outcomes, shots per circuit); 2n·S shots per binding each
+        "raw": (plans["raw"], _subset(base, base_plan.labels, plans["raw"], shots), shots),
+        "postselect": (base_plan, _subset(base, base_plan.labels, base_plan, shots), shots),
+        "+zne": (fold_plan, _subset(folded, fold_plan.labels, fold_plan, shots // 2), shots // 2),
+        "signed": (plans["signed"], _subset(base, base_plan.labels, plans["signed"], 2 * shots), 2 * shots),
+        "signed+zne": (plans["signed_zne"], _subset(folded, fold_plan.labels, plans["signed_zne"], shots), shots),
+    }
     out: dict[str, np.ndarray] = {}
-    base = backend.sample(ps.tasks(th), shots)
-    base_m3 = [mit.correct(o) for o in base]
-    out["raw"] = block_errors(raw, raw.reduce(base, th, shots), exact)
-    out["postselect"] = block_errors(ps, ps.reduce(base, th, shots), exact)
-    out["+m3"] = block_errors(ps, ps.reduce(base_m3, th, shots), exact)
-    half, third = shots // 2, shots // 3
-    folded = backend.sample(z135.tasks(th), half)
-    f13 = folded[:len(z13.circuits)]  # z13's circuits are z135's λ = 1, 3 circuits, in order
-    f135 = [Outcome(o.n_qubits, third, indices=o.indices[:, :third], physical_qubits=o.physical_qubits)
-            for o in folded]
-    out["+zne"] = block_errors(z13, z13.reduce(f13, th, half), exact)
-    out["all"] = block_errors(z13, z13.reduce([mit.correct(o) for o in f13], th, half), exact)
-    out["+zne135"] = block_errors(z135, z135.reduce(f135, th, third), exact)
-    out["all135"] = block_errors(z135, z135.reduce([mit.correct(o) for o in f135], th, third), exact)
+    for name, (plan, outs, s) in data.items():
+        out[name] = block_errors(plan, plan.reduce(outs, th, s), exact)
+        if name != "raw":
+            corrected = [mit.correct(o) for o in outs]
+            tag = {"postselect": "+m3", "+zne": "all", "signed": "signed+m3", "signed+zne": "signed+m3+zne"}[name]
+            out[tag] = block_errors(plan, plan.reduce(corrected, th, s), exact)
     return out
 
 
@@ -149,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 row[v] = {"mean": float(e.mean()), "sem": float(e.std(ddof=1) / math.sqrt(e.size)) if e.size > 1 else 0.0,
                           "max": float(e.max())}
             row["ratio_all_vs_raw"] = row["raw"]["mean"] / row["all"]["mean"]
+            row["ratio_signed_all_vs_raw"] = row["raw"]["mean"] / row["signed+m3+zne"]["mean"]
             rows.append(row)
             print(f"{backend.name} n={n}: " + "  ".join(f"{v} {row[v]['mean']:.4f}" for v in VARIANTS)
                   + f"  ({row['seconds']:.0f} s)", flush=True)
@@ -156,18 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if r["device"] == backend.name:
                 r["m3_calibration"] = cal
-    head = f"{'device':<18} {'n':>2} " + " ".join(f"{v:>19}" for v in VARIANTS) + f" {'raw/all':>7}"
+    head = f"{'device':<18} {'n':>2} " + " ".join(f"{v:>19}" for v in VARIANTS) + f" {'raw/all':>7} {'raw/s-all':>9}"
     print(f"\nmitigation benchmark: pyramid, orders {{1,2}} derived, {shots} shots per circuit "
-          f"(ZNE: {shots // 2} per circuit at 2 scales, {shots // 3} at 3), mean ± sem (max) block error")
+          f"(ZNE: {shots // 2} at 2 scales; signed-only: {2 * shots}, with ZNE {shots}), mean ± sem (max) block error")
     print(head)
     print("-" * len(head))
     for r in rows:
         cells = " ".join(f"{r[v]['mean']:.3f}±{r[v]['sem']:.3f} ({r[v]['max']:.2f})".rjust(19) for v in VARIANTS)
-        print(f"{r['device']:<18} {r['n']:>2} {cells} {r['ratio_all_vs_raw']:>7.2f}")
+        print(f"{r['device']:<18} {r['n']:>2} {cells} {r['ratio_all_vs_raw']:>7.2f} {r['ratio_signed_all_vs_raw']:>9.2f}")
     mean_ratio = float(np.mean([r["ratio_all_vs_raw"] for r in rows]))
+    mean_signed = float(np.mean([r["ratio_signed_all_vs_raw"] for r in rows]))
     met = all(r["ratio_all_vs_raw"] >= 2 for r in rows)
-    print(f"\ngoal (all ≥ 2× lower mean block error than raw, every row): {'met' if met else 'MISSED'}; "
-          f"mean ratio {mean_ratio:.2f}")
+    met_signed = all(r["ratio_signed_all_vs_raw"] >= 2 for r in rows)
+    print(f"\ngoal (combined mitigation ≥ 2× lower mean block error than raw, every row): "
+          f"all {'met' if met else 'MISSED'} (mean ratio {mean_ratio:.2f}); signed+m3+zne "
+          f"{'met' if met_signed else 'MISSED'} (mean ratio {mean_signed:.2f})")
     if args.json:
         doc = {
             "commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain")),
@@ -176,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "load_avg": list(os.getloadavg()), "python": platform.python_version(), "versions": _versions(),
             "shots_per_circuit": shots,
-            "zne": {"+zne/all": {"scales": [1, 3], "fit": "linear", "shots_per_circuit": shots // 2},
-                    "+zne135/all135": {"scales": [1, 3, 5], "fit": "linear", "shots_per_circuit": shots // 3}},
-            "seconds_total": time.perf_counter() - t_start, "goal_met": met, "mean_ratio_all_vs_raw": mean_ratio,
+            "zne": {"scales": [1, 3], "fit": "linear"},
+            "shots_per_circuit_by_variant": {"raw/postselect/+m3": shots, "+zne/all": shots // 2,
+                                             "signed/signed+m3": 2 * shots, "signed+zne/signed+m3+zne": shots},
+            "seconds_total": time.perf_counter() - t_start, "goal_met_all": met, "goal_met_signed": met_signed,
+            "mean_ratio_all_vs_raw": mean_ratio, "mean_ratio_signed_all_vs_raw": mean_signed,
             "rows": rows,
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
