@@ -12,7 +12,7 @@ import torch
 from quicq.circuits import pyramid
 from quicq.circuits.ir import sector_indices
 from quicq.engine import unary_block
-from quicq.hardware import AerBackend, BlockTomography, ExactBackend, PennyLaneBackend
+from quicq.hardware import AerBackend, BlockTomography, ExactBackend
 from quicq.hardware.errors import MitigationError
 from quicq.hardware.mitigation import ZNE, fold, hamming_mask
 from quicq.hardware.outcome import Outcome
@@ -86,16 +86,18 @@ def test_zne_weights_extrapolate_lines_and_quadratics():
 
 def test_zne_removes_gate_noise_bias_exactly_computed():
     """Exact noisy probabilities (no shot noise) under 2-qubit depolarising noise: the
-    extrapolated, unprojected unary block is much closer to the truth than the unfolded one."""
-    be = AerBackend(None, noise=_gate_only_noise(0.03), seed=0)
+    extrapolated signed estimate (linear in the frequencies) is far closer to the truth."""
+    be = AerBackend(None, noise=_gate_only_noise(0.01), seed=0)
     c = pyramid(4)
     th = RNG.uniform(-math.pi, math.pi, (2, c.n_params))
     exact = BlockTomography(c).exact(torch.as_tensor(th))[0].numpy()
-    plain = BlockTomography(c, project=False).run(be, th)
-    zne = BlockTomography(c, project=False, zne=ZNE((1, 3, 5), "richardson")).run(be, th)
+    plain = BlockTomography(c, project=False, magnitudes=False).run(be, th)
+    zne = BlockTomography(c, project=False, magnitudes=False, zne=ZNE((1, 3, 5), "richardson")).run(be, th)
     e_plain = np.abs(plain.blocks[1] - exact).max()
     e_zne = np.abs(zne.blocks[1] - exact).max()
-    assert e_zne < 0.25 * e_plain, (e_zne, e_plain)
+    assert e_zne < 0.1 * e_plain, (e_zne, e_plain)
+    lin = BlockTomography(c, project=False, magnitudes=False, zne=True).run(be, th)
+    assert np.abs(lin.blocks[1] - exact).max() < 0.5 * e_plain
     assert zne.n_circuits == 3 * plain.n_circuits
     assert zne.mitigation["zne"]["scales"] == [1, 3, 5]
     assert zne.details["zne_raw_1"].shape == (2, 3, 4, 4)
@@ -161,11 +163,8 @@ def test_m3_correction_is_a_normalised_quasi_distribution(manila):
     assert np.all(se > 0)
 
 
-@pytest.mark.parametrize("make", [lambda: ExactBackend(100, seed=0),
-                                  lambda: PennyLaneBackend("default.qubit", 100, seed=0)],
-                         ids=["exact", "pennylane"])
-def test_readout_mitigation_refused_before_submission(make):
-    be = make()
+def test_readout_mitigation_refused_before_submission():
+    be = ExactBackend(100, seed=0)  # (PennyLaneBackend inherits the same refusal)
     calls = []
     orig = be._run
     be._run = lambda tasks, shots: calls.append(1) or orig(tasks, shots)
