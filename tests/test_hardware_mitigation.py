@@ -191,3 +191,21 @@ def test_exact_outcome_and_quasi_outcome_are_told_apart():
     probs = np.full((1, 4), 0.25)
     assert Outcome(2, None, probs=probs).exact
     assert Outcome(2, 100, probs=probs).quasi
+
+
+def test_mitigation_benchmark_smoke(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mitigation.py"
+    spec = importlib.util.spec_from_file_location("bench_mitigation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "m.json"
+    assert mod.main(["--smoke", "--json", str(out)]) == 0
+    import json
+
+    doc = json.loads(out.read_text())
+    assert doc["commit"] and doc["command"] and doc["date"] and doc["rows"][0]["n"] == 3
+    row = doc["rows"][0]
+    assert set(mod.VARIANTS) <= set(row) and all(row[v]["mean"] > 0 for v in mod.VARIANTS)
