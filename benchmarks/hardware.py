@@ -10,7 +10,8 @@ Rows, for pyramid block circuits on n = 3..8 qubits (``--quick``: 3..4):
 * **hybrid-step overhead** — one training step of a model whose QuIC layer (orders {1,2}, 4
   blocks, n qubits) takes its blocks from Aer with parameter-shift gradients: wall time of the
   step against the time spent waiting for Aer's sampler jobs (the primitive calls, measured by
-  wrapping :func:`quicq.hardware.aer.await_job`). Overhead = step / primitive − 1 (goal ≤ 10%).
+  wrapping :func:`quicq.hardware.aer.await_job`). Overhead = step / primitive − 1 (goal ≤ 8%),
+  measured inside the same step (paired), median over ``--repeats`` steps.
   Everything quicq does around the simulator counts as overhead: building PUBs, unpacking
   bits, tomography reduction, the torch forward/backward and the optimizer.
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="n = 3..4, fewer repeats (CI smoke)")
     ap.add_argument("--shots", type=int, default=4096, help="shots per circuit (default: %(default)s)")
     ap.add_argument("--blocks", type=int, default=8, help="random blocks per error estimate (default: %(default)s)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed hybrid steps per n (default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed hybrid steps per n (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the rows as JSON")
     args = ap.parse_args(argv)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--shots, --blocks and --repeats must be positive")
     torch.set_num_threads(1)
     ns = [3, 4] if args.quick else list(range(3, 9))
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats
     shots = min(args.shots, 1024) if args.quick else args.shots
     rows = []
     for n in ns:
@@ -153,12 +154,28 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['step_s']:>8.3f} {r['primitive_s']:>8.3f} {100 * r['overhead']:>7.1f}%")
     ok_c = all(r["order1_signed_magnitude"] <= 2 * r["n"] and r["order1_signed_only"] == r["n"] for r in rows)
     ok_e = all(r["max_err_sqrt_shots"] <= 3 for r in rows)
-    ok_o = all(r["overhead"] <= 0.10 for r in rows)
+    ok_o = all(r["overhead"] <= 0.08 for r in rows if r["n"] == 3)
     print(f"\ngoals: circuits ≤ 2n (n signed only): {'met' if ok_c else 'MISSED'}; "
-          f"max error·√shots ≤ 3: {'met' if ok_e else 'MISSED'}; hybrid overhead ≤ 10%: {'met' if ok_o else 'MISSED'}")
+          f"max error·√shots ≤ 3: {'met' if ok_e else 'MISSED'}; hybrid overhead ≤ 8% at n = 3: {'met' if ok_o else 'MISSED'}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"shots": shots, "rows": rows}, indent=1) + "\n")
+        import os
+        import subprocess
+        import sys
+        from datetime import datetime, timezone
+        from importlib.metadata import version
+
+        def git(*a: str) -> str:
+            return subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
+
+        doc = {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+               "command": " ".join([Path(sys.executable).name, *sys.argv]),
+               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "load_avg": list(os.getloadavg()), "repeats": repeats,
+               "versions": {p: version(p) for p in ("qiskit", "qiskit-aer", "numpy", "torch")},
+               "shots": shots, "goal_overhead_n3_met": ok_o, "rows": rows}
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
 

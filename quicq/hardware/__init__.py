@@ -3,8 +3,11 @@
 * Backends (one interface, :class:`Backend`): :class:`ExactBackend` (torch engine),
   :class:`AerBackend` (Qiskit Aer, ideal or device noise), :class:`IBMRuntimeBackend` (IBM
   Runtime SamplerV2: real devices or fake devices offline), :class:`PennyLaneBackend`.
-  Each ``sample(tasks, shots)`` call is one job, retried with backoff, then
-  :class:`BackendError`.
+  Each ``sample(tasks, shots)`` call is one job; transient failures are retried with backoff,
+  then :class:`BackendError`; permanent ones (TypeError, a rejected circuit) fail at once.
+* Mitigation (:mod:`quicq.hardware.mitigation`): Hamming-weight post-selection, M3 readout
+  correction (``readout="m3"``), zero-noise extrapolation by RBS folding (``zne=True``) as
+  tomography options; twirling / dynamical decoupling as ``IBMRuntimeBackend(options=...)``.
 * Tomography plans: :class:`BlockTomography` (signed weight-k blocks of HW-preserving circuits,
   vacuum reference, post-selection, polar projection) and :class:`PauliTomography` (signed
   columns of Pauli circuits); ``plan.run(backend, angles)`` → :class:`TomographyResult`.
@@ -25,8 +28,11 @@ from quicq.hardware.errors import (
     BackendTimeoutError,
     CredentialsError,
     HardwareError,
+    MitigationError,
+    TransientBackendError,
     redact,
 )
+from quicq.hardware.mitigation import ZNE, ReadoutMitigator, fold
 from quicq.hardware.hybrid import GRADIENTS, HardwareBlock, hardware_blocks, shift_table
 from quicq.hardware.outcome import Outcome
 from quicq.hardware.pauli_tomography import PauliTomography
@@ -71,6 +77,11 @@ __all__ = [
     "HardwareBlock",
     "HardwareError",
     "IBMRuntimeBackend",
+    "MitigationError",
+    "ReadoutMitigator",
+    "TransientBackendError",
+    "ZNE",
+    "fold",
     "ModelHardwareBridge",
     "Outcome",
     "PackedBackend",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class Compiled:
     slots: tuple[int, ...]
     #: physical qubit of each IR qubit at the end of the circuit (for save instructions)
     final_qubits: tuple[int, ...]
+    #: "measure" variant: the physical qubit measured into classical bit q (= IR qubit q), from
+    #: ``mthree.utils.final_measurement_mapping`` — what readout calibrations are keyed by
+    measured_qubits: tuple[int, ...] | None = None
 
     def values(self, angles: np.ndarray) -> np.ndarray:
         """(B, P) IR bindings → (B, P') values in the order of ``circuit.parameters``."""
@@ -77,7 +81,8 @@ class CompileCache:
             final = tuple(int(q) for q in tqc.layout.final_index_layout()[:n])
         else:
             final = tuple(range(n))
-        compiled = Compiled(tqc, tuple(slots), final)
+        measured = measurement_mapping(tqc, n) if variant == "measure" else None
+        compiled = Compiled(tqc, tuple(slots), final, measured)
         self._store[key] = compiled
         if len(self._store) > self._maxsize:
             self._store.popitem(last=False)
@@ -85,6 +90,70 @@ class CompileCache:
 
     def __len__(self) -> int:
         return len(self._store)
+
+
+def check_layout(layout: Any, n_device: int | None, where: str) -> tuple[int, ...] | None:
+    """Validate an ``initial_layout``: distinct physical qubits (ints) of the device."""
+    if layout is None:
+        return None
+    try:
+        qubits = tuple(int(q) for q in layout)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: initial_layout must be a sequence of physical qubit ints, got {layout!r}") from None
+    if not qubits or len(set(qubits)) != len(qubits):
+        raise ValueError(f"{where}: initial_layout must list distinct physical qubits, got {qubits}")
+    if any(q < 0 or (n_device is not None and q >= n_device) for q in qubits):
+        raise ValueError(f"{where}: initial_layout {qubits} is outside the device's qubits 0..{n_device}")
+    return qubits
+
+
+def layout_transpiler(make_pm: Callable[[Any], Any], layout: tuple[int, ...] | None
+                      ) -> Callable[[QuantumCircuit], QuantumCircuit]:
+    """``transpile(qc)`` with a preset pass manager per circuit width.
+
+    With an ``initial_layout`` an n-qubit circuit is placed on its first n physical qubits (one
+    pass manager per n, built once); without, one pass manager serves every circuit.
+    """
+    if layout is None:
+        return make_pm(None).run
+    pms: dict[int, Any] = {}
+
+    def run(qc: QuantumCircuit) -> QuantumCircuit:
+        n = qc.num_qubits
+        if n > len(layout):
+            raise ValueError(f"initial_layout {layout} has {len(layout)} qubits; the circuit needs {n}")
+        if n not in pms:
+            pms[n] = make_pm(list(layout[:n]))
+        return pms[n].run(qc)
+
+    return run
+
+
+def measurement_mapping(tqc: QuantumCircuit, n: int) -> tuple[int, ...]:
+    """Physical qubit measured into each classical bit 0..n−1 of a transpiled circuit.
+
+    mthree's ``final_measurement_mapping`` when mthree is installed (the mapping its
+    calibrations use); otherwise read from the final measurements directly.
+    """
+    try:
+        from mthree.utils import final_measurement_mapping
+    except ImportError:
+        final_measurement_mapping = None
+    if final_measurement_mapping is not None:
+        with warnings.catch_warnings():
+            # mthree 3.0 unpacks CircuitInstruction as a tuple (deprecated since Qiskit 1.2): a
+            # warning about mthree's code, not the caller's, and nothing the caller can fix.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*CircuitInstruction.*")
+            mapping = final_measurement_mapping(tqc)
+    else:
+        mapping = {}
+        for inst in tqc.data:
+            if inst.operation.name == "measure":
+                mapping[tqc.find_bit(inst.clbits[0]).index] = tqc.find_bit(inst.qubits[0]).index
+    try:
+        return tuple(int(mapping[c]) for c in range(n))
+    except KeyError:
+        raise RuntimeError(f"transpiled circuit does not measure every classical bit 0..{n - 1}") from None
 
 
 def sampler_pubs(compiled: list[Compiled], angles: list[np.ndarray]) -> tuple[list[tuple], list[int]]:

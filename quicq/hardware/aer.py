@@ -24,8 +24,17 @@ import numpy as np
 from quicq._optional import require
 
 require("qiskit_aer", "qiskit")  # first: without the extra, name the pip line
-from quicq.hardware._qiskit import CompileCache, little_to_quicq, pub_bits, sampler_pubs
+from quicq.hardware._qiskit import (
+    CompileCache,
+    check_layout,
+    layout_transpiler,
+    little_to_quicq,
+    pub_bits,
+    sampler_pubs,
+)
 from quicq.hardware.backends import Backend, Task, await_job
+from quicq.hardware.errors import MitigationError
+from quicq.hardware.mitigation import ReadoutMitigator
 from quicq.hardware.outcome import Outcome
 
 # qiskit-aer 0.18.2 ignores bound parameter values of controlled rotations (cry, crx, crz, cp:
@@ -52,16 +61,46 @@ class AerBackend(Backend):
             ``{"max_parallel_threads": 1}`` is deliberate: quicq's circuits are small, and Aer's
             own threading was measured 10–18× slower than one thread when the cores are shared
             (pytest -n 2, a training loop beside it). Pass ``{}`` to keep Aer's defaults.
+        sampler: your own ``SamplerV2`` (e.g. ``qiskit_aer.primitives.SamplerV2`` with its own
+            options) to run the shots instead of the one built on the simulator; quicq then
+            sets no seed on it. Transpilation still targets ``noise`` (its basis and coupling
+            map), exact mode still uses the simulator.
+        pass_manager: your own pass manager (anything with ``run(circuit)``) instead of the
+            preset one; ``initial_layout``: the physical qubits of IR qubits 0, 1, … for the
+            preset pass manager (device noise only). Not both.
+        calibration_shots: shots per M3 calibration circuit (``readout="m3"`` plans).
         retries, retry_delay, timeout: see :class:`~quicq.hardware.backends.Backend`.
+
+    IBM Runtime's error suppression (twirling, dynamical decoupling) does not exist in Aer's
+    sampler: asking for it here is an error. Use
+    :class:`~quicq.hardware.ibm.IBMRuntimeBackend`, whose client-side sampler applies both even
+    on fake devices.
     """
 
     def __init__(self, shots: int | None = 1024, *, seed: int | None = None, noise: Any = None,
                  method: str = "automatic", optimization_level: int = 1, seed_transpiler: int = 1234,
-                 simulator_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 simulator_options: dict[str, Any] | None = None, sampler: Any = None,
+                 pass_manager: Any = None, initial_layout: Any = None, options: Any = None,
+                 calibration_shots: int | None = None, **kwargs: Any) -> None:
         super().__init__(shots, **kwargs)
         from qiskit.transpiler import generate_preset_pass_manager
         from qiskit_aer import AerSimulator
         from qiskit_aer.noise import NoiseModel
+
+        if options:
+            raise MitigationError(
+                f"AerBackend: runtime options {sorted(options)} (twirling, dynamical decoupling, …) "
+                f"are IBM Runtime features that Aer's SamplerV2 does not have; use "
+                f"IBMRuntimeBackend(fake_device, options=...) to run them locally on a fake device"
+            )
+        if sampler is not None and not callable(getattr(sampler, "run", None)):
+            raise TypeError(f"AerBackend: sampler must be a SamplerV2 (with run()), got {type(sampler).__name__}")
+        if pass_manager is not None and not callable(getattr(pass_manager, "run", None)):
+            raise TypeError(f"AerBackend: pass_manager must have run(circuit), got {type(pass_manager).__name__}")
+        if pass_manager is not None and initial_layout is not None:
+            raise ValueError("AerBackend: give either pass_manager or initial_layout, not both")
+        self.calibration_shots = calibration_shots
+        self._mitigator = None
 
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -84,24 +123,44 @@ class AerBackend(Backend):
             self.name = f"aer[{self._device.name}]"
         self.simulator_options = {"max_parallel_threads": 1} if simulator_options is None else dict(simulator_options)
         self._sim.set_options(**self.simulator_options)
-        self._sampler = None  # built on first sampling call, then reused (its construction costs ~8 ms)
+        self._user_sampler = sampler
+        self._sampler = sampler  # else built on first sampling call, then reused (~8 ms to build)
         self._exact_sim = None  # built on first exact call (density matrix when noisy)
-        if self._device is not None:  # the device's own basis and coupling map
-            pm = generate_preset_pass_manager(backend=self._sim, optimization_level=optimization_level,
-                                              seed_transpiler=seed_transpiler)
+        # Read once: AerSimulator.num_qubits rebuilds Aer's target on every access.
+        if self._device is not None:
+            self._max_qubits: int | None = int(self._device.num_qubits)
+        else:
+            self._max_qubits = int(self._sim.num_qubits) if self._sim.num_qubits else None
+        self.initial_layout = check_layout(initial_layout, self._max_qubits, self.name)
+        if self.initial_layout is not None and self._device is None:
+            raise ValueError("AerBackend: initial_layout needs a device (noise=fake device); an ideal "
+                             "or noise-model simulator has no physical qubit map")
+        if pass_manager is not None:
+            transpile = pass_manager.run
+        elif self._device is not None:  # the device's own basis and coupling map
+            transpile = layout_transpiler(
+                lambda layout: generate_preset_pass_manager(
+                    backend=self._sim, optimization_level=optimization_level,
+                    seed_transpiler=seed_transpiler, initial_layout=layout),
+                self.initial_layout)
         else:
             basis = list(AER_SAFE_BASIS)
             if self._noise_model is not None:
                 basis = [g for g in self._noise_model.basis_gates if g not in _AER_BROKEN_BINDS] or basis
-            pm = generate_preset_pass_manager(basis_gates=basis, optimization_level=optimization_level,
-                                              seed_transpiler=seed_transpiler)
-        self._cache = CompileCache(pm.run)
+            transpile = generate_preset_pass_manager(basis_gates=basis, optimization_level=optimization_level,
+                                                     seed_transpiler=seed_transpiler).run
+        self._cache = CompileCache(transpile)
 
     @property
     def max_qubits(self) -> int | None:
-        if self._device is not None:
-            return int(self._device.num_qubits)
-        return int(self._sim.num_qubits) if self._sim.num_qubits else None
+        return self._max_qubits
+
+    def readout_mitigator(self) -> ReadoutMitigator:
+        """M3 calibrations on this simulator (seeded from ``seed``), built on first use."""
+        if self._mitigator is None:
+            self._mitigator = ReadoutMitigator(self._sim, shots=self.calibration_shots,
+                                               seed=None if self.seed is None else self.seed + 7919)
+        return self._mitigator
 
     @property
     def simulator(self) -> Any:
@@ -130,12 +189,13 @@ class AerBackend(Backend):
         pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
         if self._sampler is None:
             self._sampler = SamplerV2.from_backend(self._sim)
-        # A fresh simulator seed per call (drawn from the seeded stream) keeps repeated
-        # estimates independent and the run reproducible; the sampler's own seed stays None.
-        self._sampler.options.run_options["seed_simulator"] = self._seed()
+        if self._user_sampler is None:
+            # A fresh simulator seed per call (drawn from the seeded stream) keeps repeated
+            # estimates independent and the run reproducible; the sampler's own seed stays None.
+            self._sampler.options.run_options["seed_simulator"] = self._seed()
         result = await_job(self._sampler.run(pubs, shots=shots), self.timeout)
         bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
-        return [Outcome.from_bits(b) for b in bits]
+        return [Outcome.from_bits(b, comp.measured_qubits) for b, comp in zip(bits, compiled)]
 
     def _exact_simulator(self) -> Any:
         if self._exact_sim is None:

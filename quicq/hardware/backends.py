@@ -9,8 +9,11 @@ block estimate is one job.
 
 The base class validates everything *before* submission (shots, angle shapes, circuit width
 against the device) and wraps the backend-specific :meth:`Backend._run` in retries with
-exponential backoff; a job that still fails raises :class:`BackendError` naming the backend,
-the attempt count and the cause. Implementations:
+exponential backoff — for *transient* failures only (timeouts, connection errors, job failures
+the service reports; :func:`~quicq.hardware.errors.is_transient`). A job that still fails raises
+:class:`BackendError` naming the backend, the attempt count and the cause; a permanent failure
+(a TypeError, a circuit the device rejects, …) is raised at once, unchanged, and never
+resubmitted. Implementations:
 
 * :class:`ExactBackend` (here) — the exact torch engine; multinomial sampling for shots.
 * :class:`~quicq.hardware.aer.AerBackend` — Qiskit Aer, ideal or with a device noise model.
@@ -32,8 +35,10 @@ from quicq.circuits.ir import Circuit, CircuitError, check_angles
 from quicq.hardware.errors import (
     BackendError,
     BackendTimeoutError,
+    MitigationError,
     contains_secret,
     describe,
+    is_transient,
 )
 from quicq.hardware.outcome import Outcome
 
@@ -141,6 +146,22 @@ class Backend(ABC):
         """Largest circuit the backend can run (``None``: no fixed limit)."""
         return None
 
+    def readout_mitigator(self) -> Any:
+        """The backend's :class:`~quicq.hardware.mitigation.ReadoutMitigator` (built once).
+
+        Raises:
+            MitigationError: this backend has no measured physical qubits to calibrate (the
+                exact engine, PennyLane devices); nothing is submitted.
+        """
+        raise MitigationError(
+            f"{self.name}: readout mitigation (M3) needs a Qiskit backend with physical qubits "
+            f"(AerBackend, IBMRuntimeBackend); {type(self).__name__} has no readout to calibrate"
+        )
+
+    def mitigation_report(self) -> dict[str, Any]:
+        """Error-suppression settings the backend applies itself (runtime options); {} if none."""
+        return {}
+
     # ---- the public entry point ---------------------------------------------------------------
     def sample(self, tasks: Sequence[tuple[Circuit, Any]], shots: int | None | _Default = DEFAULT_SHOTS
                ) -> list[Outcome]:
@@ -189,7 +210,12 @@ class Backend(ABC):
         for attempt in range(1, self.retries + 1):
             try:
                 return self._run(tasks, shots)
-            except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
+            except Exception as exc:
+                if not is_transient(exc):
+                    # Resubmitting cannot help (and costs device time): fail now, with the message.
+                    if contains_secret(exc):
+                        raise BackendError(f"{self.name}: job failed: {describe(exc)}") from None
+                    raise
                 last = exc
                 if attempt == self.retries:
                     break

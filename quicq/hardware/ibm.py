@@ -28,14 +28,16 @@ import numpy as np
 from quicq._optional import require
 
 require("qiskit_ibm_runtime", "qiskit")  # first: without the extra, name the pip line
-from quicq.hardware._qiskit import CompileCache, pub_bits, sampler_pubs
+from quicq.hardware._qiskit import CompileCache, check_layout, layout_transpiler, pub_bits, sampler_pubs
 from quicq.hardware.backends import Backend, Task, await_job
 from quicq.hardware.errors import (
     BackendError,
     CredentialsError,
+    MitigationError,
     contains_secret,
     describe,
 )
+from quicq.hardware.mitigation import ReadoutMitigator
 from quicq.hardware.outcome import Outcome
 
 logger = logging.getLogger(__name__)
@@ -150,7 +152,18 @@ class RuntimeAccount:
 
 
 class IBMRuntimeBackend(Backend):
-    """IBM Runtime SamplerV2 as a quicq backend (real devices, or fake devices offline).
+    """IBM Runtime's sampler as a quicq backend (real devices, or fake devices offline).
+
+    **Which sampler.** qiskit-ibm-runtime 0.50 deprecated the server-side ``SamplerV2`` in favour
+    of the client-side ``qiskit_ibm_runtime.executor_sampler.Sampler``: it turns PUBs into an
+    Executor program on the client (twirling randomisations, dynamical-decoupling sequences)
+    and runs it through the same Backend / Batch / Session modes. It also runs in local mode on
+    fake devices — and there, unlike the legacy sampler (whose local mode ignores twirling and
+    DD with a warning), twirling and DD are really applied before Aer simulates the circuits.
+    ``sampler="executor"`` (the default where installed) uses it; ``sampler="legacy"`` the old
+    ``SamplerV2`` (its deprecation warning is *not* silenced: it is Runtime telling you
+    something true); or pass your own sampler instance (used as is: quicq sets no options
+    or seeds on it).
 
     Args:
         backend: a device name (``"ibm_brisbane"``: needs credentials), a fake device name
@@ -162,6 +175,16 @@ class IBMRuntimeBackend(Backend):
             structure is transpiled once for the device.
         account: where credentials come from (default :meth:`RuntimeAccount.from_env`).
         service: an existing ``QiskitRuntimeService`` to use instead of ``account``.
+        sampler: ``"executor"``, ``"legacy"`` or a sampler instance (see above).
+        options: sampler options as a dict, validated now, e.g.
+            ``{"twirling": {"enable_gates": True, "enable_measure": True},
+            "dynamical_decoupling": {"enable": True, "sequence_type": "XY4"}}``. The backend's
+            ``shots`` is the default shot count. Twirling/DD with the legacy sampler on a
+            fake device raise :class:`~quicq.hardware.errors.MitigationError` (its local mode
+            would ignore them).
+        pass_manager: your own pass manager instead of the preset one; ``initial_layout``:
+            physical qubits of IR qubits 0, 1, … for the preset one. Not both.
+        calibration_shots: shots per M3 calibration circuit (``readout="m3"`` plans).
         retries, retry_delay, timeout: see :class:`~quicq.hardware.backends.Backend`.
     """
 
@@ -169,10 +192,18 @@ class IBMRuntimeBackend(Backend):
 
     def __init__(self, backend: Any = "FakeManilaV2", *, mode: str = "job", shots: int = 4096,
                  seed: int | None = None, optimization_level: int = 1, seed_transpiler: int = 1234,
-                 account: RuntimeAccount | None = None, service: Any = None, **kwargs: Any) -> None:
+                 account: RuntimeAccount | None = None, service: Any = None, sampler: Any = None,
+                 options: dict[str, Any] | None = None, pass_manager: Any = None, initial_layout: Any = None,
+                 calibration_shots: int | None = None, **kwargs: Any) -> None:
         super().__init__(shots, **kwargs)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if pass_manager is not None and not callable(getattr(pass_manager, "run", None)):
+            raise TypeError(f"pass_manager must have run(circuit), got {type(pass_manager).__name__}")
+        if pass_manager is not None and initial_layout is not None:
+            raise ValueError("give either pass_manager or initial_layout, not both")
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict of sampler options, got {type(options).__name__}")
         from qiskit.providers import BackendV2
         from qiskit.transpiler import generate_preset_pass_manager
 
@@ -195,13 +226,53 @@ class IBMRuntimeBackend(Backend):
         self.local = not _is_ibm_device(self._device)
         self.name = f"ibm[{self._device.name}]" + ("(local)" if self.local else "")
         self._context = None  # open Batch / Session
-        pm = generate_preset_pass_manager(backend=self._device, optimization_level=optimization_level,
-                                          seed_transpiler=seed_transpiler)
-        self._cache = CompileCache(pm.run)
+        self._max_qubits = int(self._device.num_qubits)
+        self.initial_layout = check_layout(initial_layout, self._max_qubits, self.name)
+        self.calibration_shots = calibration_shots
+        self._mitigator = None
+        self.sampler_kind, self._user_sampler = _sampler_kind(sampler)
+        if self._user_sampler is not None and options:
+            raise ValueError("options go on your own sampler (sampler.options); do not pass both")
+        self.options = dict(options or {})
+        self._options_obj = _validated_options(self.sampler_kind, self.options, shots) \
+            if self._user_sampler is None else None
+        self._suppression = _suppression(self.options)
+        if self.local and self.sampler_kind == "legacy" and self._suppression:
+            raise MitigationError(
+                f"{self.name}: {sorted(self._suppression)} would be ignored: the legacy SamplerV2's "
+                f"local testing mode does not apply twirling or dynamical decoupling. Use "
+                f"sampler='executor' (applies both client-side, also on fake devices)"
+            )
+        self._sampler_obj = self._user_sampler
+        if pass_manager is not None:
+            transpile = pass_manager.run
+        else:
+            transpile = layout_transpiler(
+                lambda layout: generate_preset_pass_manager(
+                    backend=self._device, optimization_level=optimization_level,
+                    seed_transpiler=seed_transpiler, initial_layout=layout),
+                self.initial_layout)
+        self._cache = CompileCache(transpile)
 
     @property
     def max_qubits(self) -> int:
-        return int(self._device.num_qubits)
+        return self._max_qubits
+
+    def readout_mitigator(self) -> ReadoutMitigator:
+        """M3 calibrations on this device (fake devices: seeded, run by Aer), built on first use.
+
+        On a real device mthree submits its calibration circuits itself (in the open Batch /
+        Session when there is one).
+        """
+        if self._mitigator is None:
+            self._mitigator = ReadoutMitigator(
+                self._device, shots=self.calibration_shots, simulator=self.local,
+                seed=None if self.seed is None else self.seed + 7919)
+        return self._mitigator
+
+    def mitigation_report(self) -> dict[str, Any]:
+        """Sampler kind and the error suppression Runtime applies (twirling, DD)."""
+        return {"sampler": self.sampler_kind, "local": self.local, **self._suppression}
 
     @property
     def device(self) -> Any:
@@ -222,29 +293,46 @@ class IBMRuntimeBackend(Backend):
             self._context = (Batch if self.mode == "batch" else Session)(backend=self._device)
         return self._context
 
-    def _sampler(self, shots: int) -> Any:
-        from qiskit_ibm_runtime import SamplerV2
+    def _sampler(self) -> Any:
+        """The sampler (built once per execution mode); local runs get a fresh seed per call."""
+        if self._sampler_obj is None:
+            mode = self._execution_mode()
+            if self.sampler_kind == "executor":
+                from qiskit_ibm_runtime.executor_sampler import Sampler
 
-        with warnings.catch_warnings():
-            # qiskit-ibm-runtime 0.50 deprecates SamplerV2 in favour of the client-side
-            # executor sampler; SamplerV2 is still the documented primitive for all modes.
-            warnings.filterwarnings("ignore", message=".*SamplerV2 class is deprecated.*")
-            sampler = SamplerV2(mode=self._execution_mode())
-        sampler.options.default_shots = shots
-        if self.local:
-            sampler.options.simulator.seed_simulator = int(self._rng.integers(1, 2**31 - 1))
-        return sampler
+                self._sampler_obj = Sampler(mode=mode, options=self._options_obj.model_copy(deep=True))
+            else:
+                from qiskit_ibm_runtime import SamplerV2
+
+                self._sampler_obj = SamplerV2(mode=mode, options=self._options_obj)
+        if self.local and self._user_sampler is None:
+            self._sampler_obj.options.simulator.seed_simulator = int(self._rng.integers(1, 2**31 - 1))
+        return self._sampler_obj
 
     def _run(self, tasks: list[Task], shots: int | None) -> list[Outcome]:
         assert shots is not None  # checked by Backend.sample (supports_exact is False)
         compiled = [self._cache.get(c, "measure") for c, _ in tasks]
         pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
-        job = self._sampler(shots).run(pubs, shots=shots)
+        job = self._sampler().run(pubs, shots=shots)
         logger.info("%s: submitted %d PUBs (%d circuits) as job %s", self.name, len(pubs), len(tasks),
                     _job_id(job))
         result = await_job(job, self.timeout)
         bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
-        return [Outcome.from_bits(b) for b in bits]
+        return [Outcome.from_bits(self._trim(b, shots), comp.measured_qubits) for b, comp in zip(bits, compiled)]
+
+    def _trim(self, bits: np.ndarray, shots: int) -> np.ndarray:
+        """Exactly ``shots`` shots per binding.
+
+        With twirling the sampler rounds shots up to whole randomisations (1000 → 16 × 64).
+        The extra shots are dropped by a uniformly random choice, so every randomisation keeps
+        its expected share.
+        """
+        if bits.shape[1] == shots:
+            return bits
+        if bits.shape[1] < shots:
+            raise BackendError(f"{self.name}: the sampler returned {bits.shape[1]} shots, {shots} were asked for")
+        keep = np.sort(self._rng.permutation(bits.shape[1])[:shots])
+        return bits[:, keep]
 
     def close(self) -> None:
         """Close an open Batch/Session (no-op in job mode)."""
@@ -263,6 +351,48 @@ class IBMRuntimeBackend(Backend):
     def __repr__(self) -> str:
         return (f"IBMRuntimeBackend(name={self.name!r}, mode={self.mode!r}, shots={self.shots}, "
                 f"local={self.local})")
+
+
+def _sampler_kind(sampler: Any) -> tuple[str, Any]:
+    """("executor" | "legacy" | "user", the user's instance or None)."""
+    if sampler is None:
+        try:
+            import qiskit_ibm_runtime.executor_sampler  # noqa: F401 - availability check
+        except ImportError:  # qiskit-ibm-runtime < 0.50
+            return "legacy", None
+        return "executor", None
+    if sampler in ("executor", "legacy"):
+        return sampler, None
+    if isinstance(sampler, str):
+        raise ValueError(f"sampler must be 'executor', 'legacy' or a sampler instance, got {sampler!r}")
+    if not callable(getattr(sampler, "run", None)):
+        raise TypeError(f"sampler must be a SamplerV2-like object with run(pubs), got {type(sampler).__name__}")
+    return "user", sampler
+
+
+def _validated_options(kind: str, options: dict[str, Any], shots: int) -> Any:
+    """The sampler's options object, built (and validated) now: a typo fails before any job."""
+    merged = {"default_shots": shots, **options}
+    try:
+        if kind == "executor":
+            from qiskit_ibm_runtime.options_models import SamplerOptions
+        else:
+            from qiskit_ibm_runtime.options import SamplerOptions
+        return SamplerOptions(**merged)
+    except Exception as exc:  # pydantic ValidationError / TypeError: name the bad option
+        raise ValueError(f"invalid {kind} sampler options {options!r}: {describe(exc)}") from None
+
+
+def _suppression(options: dict[str, Any]) -> dict[str, Any]:
+    """The twirling / DD settings that are switched on, by option name."""
+    out: dict[str, Any] = {}
+    tw = options.get("twirling") or {}
+    if isinstance(tw, dict) and (tw.get("enable_gates") or tw.get("enable_measure")):
+        out["twirling"] = dict(tw)
+    dd = options.get("dynamical_decoupling") or {}
+    if isinstance(dd, dict) and dd.get("enable"):
+        out["dynamical_decoupling"] = dict(dd)
+    return out
 
 
 def _is_ibm_device(device: Any) -> bool:

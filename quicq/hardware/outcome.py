@@ -50,14 +50,21 @@ class Outcome:
 
     Exactly one of ``probs`` / ``indices`` is set:
 
-    * ``probs``: (B, 2^n) exact outcome probabilities (``shots`` is ``None``);
+    * ``probs`` with ``shots=None``: (B, 2^n) exact outcome probabilities;
+    * ``probs`` with ``shots`` set: (B, 2^n) *quasi-probabilities* estimated from that many
+      shots (readout-mitigated by :mod:`quicq.hardware.mitigation`: entries may be slightly
+      negative, rows sum to 1); statistics then carry shot-noise error bars;
     * ``indices``: (B, shots) measured basis index of every shot.
+
+    ``physical_qubits``: the device qubit measured for each IR qubit (Qiskit backends), which
+    readout calibrations are keyed by; ``None`` where the backend has no such notion.
     """
 
     n_qubits: int
     shots: int | None
     probs: np.ndarray | None = None
     indices: np.ndarray | None = None
+    physical_qubits: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.probs is None) == (self.indices is None):
@@ -65,24 +72,27 @@ class Outcome:
         if self.probs is not None:
             if self.probs.ndim != 2 or self.probs.shape[1] != 1 << self.n_qubits:
                 raise ValueError(f"probs must have shape (B, {1 << self.n_qubits}), got {self.probs.shape}")
-            if self.shots is not None:
-                raise ValueError("exact probabilities carry shots=None")
         else:
             if self.indices.ndim != 2 or self.indices.shape[1] != self.shots:
                 raise ValueError(f"indices must have shape (B, {self.shots}), got {self.indices.shape}")
 
     @classmethod
-    def from_bits(cls, bits: np.ndarray) -> Outcome:
+    def from_bits(cls, bits: np.ndarray, physical_qubits: tuple[int, ...] | None = None) -> Outcome:
         """Build from a (B, shots, n) 0/1 array with ``bits[..., q]`` = qubit q."""
         bits = np.asarray(bits)
         if bits.ndim != 3:
             raise ValueError(f"bits must have shape (B, shots, n), got {bits.shape}")
-        return cls(bits.shape[2], bits.shape[1], indices=bits_to_indices(bits))
+        return cls(bits.shape[2], bits.shape[1], indices=bits_to_indices(bits), physical_qubits=physical_qubits)
 
     @property
     def exact(self) -> bool:
         """True for exact probabilities (no shot noise)."""
-        return self.probs is not None
+        return self.probs is not None and self.shots is None
+
+    @property
+    def quasi(self) -> bool:
+        """True for quasi-probabilities estimated from shots (readout-mitigated)."""
+        return self.probs is not None and self.shots is not None
 
     @property
     def batch(self) -> int:
@@ -100,7 +110,7 @@ class Outcome:
     def counts(self) -> np.ndarray:
         """(B, 2^n) shot counts per basis index (shot mode only)."""
         if self.indices is None:
-            raise ValueError("exact outcomes have no counts; use probabilities()")
+            raise ValueError("probability outcomes have no counts; use probabilities()")
         dim = 1 << self.n_qubits
         flat = self.indices + dim * np.arange(self.batch, dtype=np.int64)[:, None]
         return np.bincount(flat.ravel(), minlength=dim * self.batch).reshape(self.batch, dim)
@@ -121,7 +131,9 @@ class Outcome:
             basis = np.arange(1 << self.n_qubits, dtype=np.int64)
             signs = 1.0 - 2.0 * _parity(basis[:, None] & masks[None, :])  # (2^n, M)
             mean = self.probs @ signs
-            return mean, np.zeros_like(mean)
+            if self.shots is None:
+                return mean, np.zeros_like(mean)
+            return mean, np.sqrt(np.clip(1.0 - mean**2, 0.0, None) / self.shots)
         # Per basis index rather than per shot: counts (B, 2^n) @ signs (2^n, M) when smaller.
         if (1 << self.n_qubits) <= self.shots:
             mean = self.probabilities() @ (1.0 - 2.0 * _parity(

@@ -72,6 +72,8 @@ from quicq.circuits.ir import (
     subsets,
 )
 from quicq.hardware.backends import DEFAULT_SHOTS, Backend, as_angle_batch
+from quicq.hardware.errors import MitigationError
+from quicq.hardware.mitigation import ZNE, as_zne, check_readout, fold
 from quicq.hardware.outcome import Outcome
 
 Key = Any  # int (Hamming weight k) or "columns"
@@ -99,6 +101,9 @@ class TomographyResult:
         backend: backend name.
         method: estimation method.
         details: method-specific intermediate estimates (signed X estimates, magnitudes, …).
+        mitigation: what mitigation ran, by technique: ``postselect``, ``readout`` (M3
+            calibration summary or ``None``), ``zne`` (scales, fit, weights or ``None``),
+            ``runtime`` (the backend's own suppression options, e.g. twirling, DD).
     """
 
     blocks: dict[Key, np.ndarray]
@@ -111,6 +116,7 @@ class TomographyResult:
     backend: str
     method: str
     details: dict[str, Any] = field(default_factory=dict)
+    mitigation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys(self) -> tuple[Key, ...]:
@@ -125,6 +131,13 @@ class TomographyResult:
         head = (f"tomography on {self.backend}: {self.n_circuits} circuits, shots={self.shots}, "
                 f"method={self.method}")
         lines = [head]
+        if self.mitigation:
+            m = self.mitigation
+            ro = m.get("readout")
+            zne = m.get("zne")
+            lines.append(f"  mitigation: postselect={m.get('postselect')}, readout="
+                         f"{ro['method'] if isinstance(ro, dict) else ro}, zne="
+                         f"{None if zne is None else tuple(zne['scales'])}, runtime={m.get('runtime') or {}}")
         for k, b in self.blocks.items():
             kept = self.kept_fraction.get(k)
             kf = "" if kept is None else f", kept {float(np.mean(kept)):.3f}"
@@ -266,19 +279,43 @@ class Tomography(ABC):
         """Every measured circuit at every binding (one backend call)."""
         return [(c, angles) for c in self.circuits]
 
+    def mitigation(self) -> dict[str, Any]:
+        """The plan's mitigation options by name (post-selection, readout, ZNE)."""
+        zne = getattr(self, "zne", None)
+        return {"postselect": bool(getattr(self, "postselect", False)),
+                "readout": getattr(self, "readout", None),
+                "zne": None if zne is None else zne.report()}
+
     def run(self, backend: Backend, angles: Any, shots: int | None | Any = DEFAULT_SHOTS) -> TomographyResult:
-        """Estimate the blocks at ``angles`` (shape (..., n_params)) with one backend call."""
+        """Estimate the blocks at ``angles`` (shape (..., n_params)) with one backend call.
+
+        With ``readout="m3"`` the backend's readout mitigator corrects every outcome (its
+        calibration is one extra job the first time a physical qubit is used). A backend that
+        cannot mitigate raises :class:`~quicq.hardware.errors.MitigationError` before anything
+        is submitted.
+        """
         th = np.asarray(angles.detach().cpu().numpy() if hasattr(angles, "detach") else angles,
                         dtype=np.float64)
         lead = th.shape[:-1]
         flat = as_angle_batch(self.circuit, th.reshape(-1, th.shape[-1]) if th.ndim else th, "angles")
         shots_used = backend.shots if shots is DEFAULT_SHOTS else shots
+        mitigator = None
+        if getattr(self, "readout", None) is not None:
+            if shots_used is None:
+                raise MitigationError("readout mitigation corrects measured shots; shots=None (exact) has none")
+            mitigator = backend.readout_mitigator()
         outcomes = backend.sample(self.tasks(flat), shots_used)
+        if mitigator is not None:
+            outcomes = [mitigator.correct(o) for o in outcomes]
         red = self.reduce(outcomes, flat, shots_used)
 
         def shape(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a.reshape(lead + a.shape[1:])
 
+        report = self.mitigation()
+        if mitigator is not None:
+            report["readout"] = mitigator.report()
+        report["runtime"] = backend.mitigation_report()
         return TomographyResult(
             blocks={k: shape(v) for k, v in red["blocks"].items()},
             stderr={k: shape(v) for k, v in red["stderr"].items()},
@@ -290,6 +327,7 @@ class Tomography(ABC):
             backend=backend.name,
             method=self.method,
             details={k: shape(v) if isinstance(v, np.ndarray) else v for k, v in red.get("details", {}).items()},
+            mitigation=report,
         )
 
 
@@ -320,13 +358,20 @@ class BlockTomography(Tomography):
             and enables post-selection).
         postselect: renormalise Z-basis outcomes to the right Hamming weight.
         project: project each measured block onto O(D) (polar decomposition).
+        readout: ``None`` or ``"m3"``: readout-correct every outcome with the backend's M3
+            calibration (:mod:`quicq.hardware.mitigation`).
+        zne: ``None``, ``True`` (scales 1, 3, linear fit), a tuple of odd scales, or a
+            :class:`~quicq.hardware.mitigation.ZNE`: measure every circuit also with its
+            RBS gates folded and extrapolate each unprojected entry to zero noise.
 
     Circuit count: derived n (signs) + n (magnitudes); direct Σ_k c_k·C(n,k) + C(n,k) with
-    c_k = 1 for odd k and 2 for even k (magnitude circuits only when ``magnitudes``).
+    c_k = 1 for odd k and 2 for even k (magnitude circuits only when ``magnitudes``); times
+    the number of ZNE scales.
     """
 
     def __init__(self, circuit: Circuit, orders: Sequence[int] = (1,), *, method: str = "derived",
-                 magnitudes: bool = True, postselect: bool = True, project: bool = True) -> None:
+                 magnitudes: bool = True, postselect: bool = True, project: bool = True,
+                 readout: str | None = None, zne: Any = None) -> None:
         if not isinstance(circuit, Circuit):
             raise CircuitError(f"BlockTomography needs a quicq Circuit, got {type(circuit).__name__}")
         if not circuit.hw_preserving:
@@ -344,6 +389,8 @@ class BlockTomography(Tomography):
         self.magnitudes = bool(magnitudes)
         self.postselect = bool(postselect)
         self.project = bool(project)
+        self.readout = check_readout(readout)
+        self.zne: ZNE | None = as_zne(zne)
         if method == "derived" and any(k >= 2 for k in self.orders) and not circuit.compound_exact:
             raise CircuitError(
                 "method='derived' computes weight-k blocks as C_k(U), which is wrong for this circuit "
@@ -362,17 +409,23 @@ class BlockTomography(Tomography):
             labels.append(label)
             return len(circuits) - 1
 
-        for k in measured:
-            cols = subsets(n, k)
-            plus = tuple(add(circuit.with_prefix(pair_prep(n, (), S)).with_suffix(x_readout(n)),
-                             f"k={k} sign S={S} (+)") for S in cols)
-            minus: tuple[int, ...] = ()
-            if k % 2 == 0:
-                minus = tuple(add(circuit.with_prefix(pair_prep(n, (), S, minus=True)).with_suffix(x_readout(n)),
-                                  f"k={k} sign S={S} (−)") for S in cols)
-            z = tuple(add(circuit.with_prefix(basis_prep(S)), f"k={k} magnitude S={S}") for S in cols) \
-                if self.magnitudes else ()
-            sectors.append(_SectorCircuits(k, plus, minus, z))
+        scales = self.zne.scales if self.zne is not None else (1,)
+        for scale in scales:  # one copy of the plan per noise scale; sector indices: scale 1's
+            core = fold(circuit, scale)
+            tag = f" λ={scale}" if self.zne is not None else ""
+            for k in measured:
+                cols = subsets(n, k)
+                plus = tuple(add(core.with_prefix(pair_prep(n, (), S)).with_suffix(x_readout(n)),
+                                 f"k={k} sign S={S} (+){tag}") for S in cols)
+                minus: tuple[int, ...] = ()
+                if k % 2 == 0:
+                    minus = tuple(add(core.with_prefix(pair_prep(n, (), S, minus=True)).with_suffix(x_readout(n)),
+                                      f"k={k} sign S={S} (−){tag}") for S in cols)
+                z = tuple(add(core.with_prefix(basis_prep(S)), f"k={k} magnitude S={S}{tag}") for S in cols) \
+                    if self.magnitudes else ()
+                if scale == scales[0]:
+                    sectors.append(_SectorCircuits(k, plus, minus, z))
+        self._per_scale = len(circuits) // len(scales)
         self._circuits = tuple(circuits)
         self._labels = tuple(labels)
         self._sectors = tuple(sectors)
@@ -405,7 +458,8 @@ class BlockTomography(Tomography):
         if not self.magnitudes:
             return self
         return BlockTomography(self.circuit, self.orders, method=self.method, magnitudes=False,
-                               postselect=self.postselect, project=self.project)
+                               postselect=self.postselect, project=self.project, readout=self.readout,
+                               zne=self.zne)
 
     def exact(self, angles: torch.Tensor) -> tuple[torch.Tensor, ...]:
         from quicq.engine import sector_blocks
@@ -436,18 +490,34 @@ class BlockTomography(Tomography):
             raw, var = combine(x, n_x, m, n_m)
         else:
             raw, var = x, var_x
-        block = polar(raw) if self.project else raw
-        stderr = np.zeros_like(raw) if shots is None else np.sqrt(var)
-        return {"block": block, "stderr": stderr, "raw": raw, "kept": kept, "signed": x, "magnitude": m}
+        return {"raw": raw, "var": var, "kept": kept, "signed": x, "magnitude": m}
+
+    def _measured(self, outcomes: list[Outcome], shots: int | None) -> dict[int, dict[str, Any]]:
+        """Per measured order: the unprojected estimate (extrapolated with ZNE), then projected."""
+        m = self._per_scale
+        per_scale = [{sec.k: self._sector(sec, outcomes[i * m:(i + 1) * m], shots) for sec in self._sectors}
+                     for i in range(len(outcomes) // m)]
+        out = per_scale[0]
+        if self.zne is not None:
+            for k, sec in out.items():
+                raws = [p[k]["raw"] for p in per_scale]
+                sec["raw"], sec["var"] = self.zne.extrapolate(raws, [p[k]["var"] for p in per_scale])
+                sec["zne_raw"] = np.stack(raws)  # (scales, B, D, D): the data the fit saw
+        for sec in out.values():
+            sec["block"] = polar(sec["raw"]) if self.project else sec["raw"]
+            sec["stderr"] = np.zeros_like(sec["raw"]) if shots is None else np.sqrt(sec["var"])
+        return out
 
     def reduce(self, outcomes: list[Outcome], angles: np.ndarray, shots: int | None) -> dict[str, Any]:
         B = angles.shape[0]
-        measured = {sec.k: self._sector(sec, outcomes, shots) for sec in self._sectors}
+        measured = self._measured(outcomes, shots)
         blocks, stderr, raw, kept, details = {}, {}, {}, {}, {}
         for k, sec in measured.items():
             details[f"signed_{k}"] = sec["signed"]
             if sec["magnitude"] is not None:
                 details[f"magnitude_{k}"] = sec["magnitude"]
+            if "zne_raw" in sec:
+                details[f"zne_raw_{k}"] = np.moveaxis(sec["zne_raw"], 0, 1)  # (B, scales, D, D)
         for k in self.orders:
             if k == 0:
                 blocks[0] = np.ones((B, 1, 1))
