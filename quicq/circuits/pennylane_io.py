@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
+from quicq.circuits.gates import fbs_decomposition
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
 # Gates of quicq.circuits.gates.GATES this compiler maps (tests check it covers all of them).
@@ -35,13 +37,8 @@ _MAPPED = frozenset({"rbs", "fbs", "ry", "mcry", "cz", "z", "x", "h"})
 
 
 def _import_pennylane():
-    try:
-        import pennylane as qml
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "PennyLane export needs PennyLane: pip install 'quicq[pennylane]'"
-        ) from exc
-    return qml
+    """PennyLane, or :class:`~quicq._optional.MissingDependencyError` with the pip line."""
+    return require("pennylane", "pennylane")
 
 
 def _as_indexable(angles: Any) -> Any:
@@ -94,12 +91,12 @@ def to_pennylane(circuit: Circuit, *, wires: Sequence[Hashable] | None = None) -
             if g.name == "rbs":
                 rbs(theta, w[0], w[1])
             elif g.name == "fbs":
-                between = [wire_list[c] for c in range(g.qubits[0] + 1, g.qubits[1])]
-                for c in between:
-                    qml.CZ(wires=[c, w[0]])
-                rbs(theta, w[0], w[1])
-                for c in reversed(between):
-                    qml.CZ(wires=[c, w[0]])
+                span = wire_list[g.qubits[0] : g.qubits[1] + 1]
+                for name, local, mult in fbs_decomposition(len(span)):
+                    if name == "rbs":
+                        rbs(mult * theta, span[local[0]], span[local[1]])
+                    else:
+                        qml.CZ(wires=[span[local[0]], span[local[1]]])
             elif g.name == "ry":
                 qml.RY(theta, wires=w[0])
             elif g.name == "mcry":
