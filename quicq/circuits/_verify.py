@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import cmath
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ _DIAGONAL = ("cz", "z")
 
 def _flatten(qc: Any, where: str, limits: Limits) -> tuple[list[tuple[Any, tuple[int, ...]]], float]:
     """Primitive (standard-library) gates of ``qc`` on its own qubit indices, and the total phase."""
+    from quicq.circuits.qiskit_io import RBSGate  # exact matrix, no need to expand it
+
     out: list[tuple[Any, tuple[int, ...]]] = []
     phase = 0.0
 
@@ -55,7 +58,9 @@ def _flatten(qc: Any, where: str, limits: Limits) -> tuple[list[tuple[Any, tuple
                 continue
             if inst.clbits or op.name in ("measure", "reset"):
                 raise CircuitError(f"{where}: a gate body may not contain {op.name!r}")
-            if getattr(op, "_standard_gate", None) is not None:
+            if getattr(op, "_standard_gate", None) is not None or (
+                type(op) is RBSGate and not getattr(op.params[0], "parameters", None)
+            ):
                 out.append((op, qs))
                 if len(out) > limits.max_definition_ops:
                     raise CircuitError(
@@ -72,22 +77,29 @@ def _flatten(qc: Any, where: str, limits: Limits) -> tuple[list[tuple[Any, tuple
     return out, phase
 
 
+@lru_cache(maxsize=32)
 def _probe(n_qubits: int) -> np.ndarray:
     rng = np.random.default_rng(20240607 + n_qubits)
     v = rng.normal(size=1 << n_qubits) + 1j * rng.normal(size=1 << n_qubits)
-    return v / np.linalg.norm(v)
+    v /= np.linalg.norm(v)
+    v.flags.writeable = False
+    return v
 
 
 def _evolve(ops: list, phase: float, n_qubits: int, where: str) -> np.ndarray:
-    from qiskit.quantum_info import Statevector
-
-    state = Statevector(_probe(n_qubits))
+    """Apply ``ops`` to the probe state with numpy (Qiskit's order: qubit i is bit i)."""
+    state = _probe(n_qubits).reshape((2,) * n_qubits)  # axis n−1−i is qubit i
     try:
         for op, qs in ops:
-            state = state.evolve(op, qargs=list(qs))
+            k = len(qs)
+            mat = np.asarray(op.to_matrix(), dtype=complex).reshape((2,) * (2 * k))
+            # matrix axes: outputs (q_{k−1} … q_0), then inputs (q_{k−1} … q_0)
+            axes = [n_qubits - 1 - q for q in reversed(qs)]
+            state = np.tensordot(mat, state, axes=(list(range(k, 2 * k)), axes))
+            state = np.moveaxis(state, list(range(k)), axes)
     except Exception as exc:  # noqa: BLE001 - a body we cannot evaluate cannot be trusted
         raise CircuitError(f"{where}: cannot evaluate the gate's definition: {exc}") from exc
-    return state.data * cmath.exp(1j * phase)
+    return state.reshape(-1) * cmath.exp(1j * phase)
 
 
 def _bodies(op: Any) -> tuple[tuple, list[tuple[float, Any]]]:

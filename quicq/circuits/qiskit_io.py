@@ -51,7 +51,8 @@ from qiskit.circuit.library import CZGate, HGate, RYGate, XGate, XXPlusYYGate, Z
 from quicq.circuits._angles import angle_vector  # noqa: E402
 from quicq.circuits._verify import check_named_like_ours  # noqa: E402
 from quicq.circuits.codespace import CodeSpace  # noqa: E402
-from quicq.circuits.gates import RBS_DECOMPOSITION, fbs_decomposition  # noqa: E402
+from quicq.circuits.bitorder import qiskit_permutation  # noqa: E402
+from quicq.circuits.gates import RBS_DECOMPOSITION, fbs_decomposition, rbs_matrix  # noqa: E402
 from quicq.circuits.ir import Circuit, CircuitError, Gate  # noqa: E402
 from quicq.circuits.qasm_scan import DEFAULT_LIMITS, Limits  # noqa: E402
 
@@ -87,6 +88,15 @@ class RBSGate(QiskitGate):
             else:
                 qc.append(_FIXED[name](), list(qubits))
         self.definition = qc
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The exact matrix in Qiskit's little-endian order (qubit a is bit 0), bound angles only."""
+        theta = read_angle(self.params[0], "rbs")
+        if theta.value is None:
+            raise TypeError("an RBSGate with a free parameter has no matrix")
+        perm = qiskit_permutation(2)
+        m = rbs_matrix(theta.value)[np.ix_(perm, perm)]
+        return m.astype(dtype) if dtype is not None else m
 
     def inverse(self, annotated: bool = False) -> RBSGate:
         """RBS(θ)⁻¹ = RBS(−θ)."""
