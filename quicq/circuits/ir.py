@@ -169,7 +169,7 @@ class Circuit:
             _check_gate(g, self.n_qubits, self.n_params, f"gate {i} ({g.name})")
         code = self.code_space
         if code is None and self.meta.get("layout") == "pauli":
-            code = _pauli_code_space(self.meta)
+            code = _pauli_code_space(self.meta, self.n_qubits)
         if code is not None:
             if not isinstance(code, CodeSpace):
                 raise CircuitError(f"code_space must be a CodeSpace or None, got {type(code).__name__}")
@@ -305,13 +305,15 @@ class Circuit:
         return "\n".join([str(self)] + [f"  {i:4d}: {g}" for i, g in enumerate(self.gates)])
 
 
-def _pauli_code_space(meta: Mapping[str, Any]) -> CodeSpace:
+def _pauli_code_space(meta: Mapping[str, Any], n_qubits: int) -> CodeSpace:
     """The Gray code space a ``layout="pauli"`` meta implies (see :mod:`quicq.circuits.pauli`)."""
     from quicq.circuits.pauli import code_indices  # pauli imports this module
 
     N = meta.get("N")
     if not _is_int(N) or N < 2:
         raise CircuitError(f"a circuit with layout 'pauli' needs an integer meta['N'] ≥ 2, got {N!r}")
+    if int(N).bit_length() > n_qubits + 1 or N > 1 << n_qubits:
+        raise CircuitError(f"meta N={N} does not fit in {n_qubits} qubits (at most 2^{n_qubits} states)")
     return CodeSpace(tuple(code_indices(int(N))))
 
 
