@@ -41,7 +41,7 @@ def test_fixed_seed_mutation_run_never_escapes_or_breaks_a_round_trip():
     (Q3 + "qubit[2] q;\nry(" + "(" * 500 + "1" + ")" * 500 + ") q[0];\n", "nests brackets 501 deep"),
     (Q3 + "const int n = 3;\nqubit[n] q;\n", r"size \[n\]"),
     (Q3 + "qubit[2] q;\nx $9999;\n", "hardware qubit"),
-    (Q2 + "qreg q[4000];\n" + "h q;\n" * 600, "2,400,6.. gates"),
+    (Q2 + "qreg q[4000];\n" + "h q;\n" * 600, r"up to [0-9,]+ gates.*limit 2,000,000"),
     (Q2 + "qreg q[2];\x00", "NUL"),
 ])
 def test_hostile_text_is_refused_before_parsing(text, match):
@@ -59,7 +59,7 @@ def test_limits_are_configurable_and_validated():
     assert from_qasm(text)[0].n_qubits == 3
     with pytest.raises(CircuitError, match="max_qubits"):
         Limits(max_qubits=0)
-    with pytest.raises(CircuitError, match="limit 5"):
+    with pytest.raises(CircuitError, match="1 to 5"):
         from_qiskit(QuantumCircuit(6), limits=Limits(max_qubits=5))
     qc = QuantumCircuit(1)
     for _ in range(4):
@@ -77,7 +77,7 @@ def _fbs_program(width: int, body: str, version: int = 3) -> str:
             f"fbs_{width}(0.25) {', '.join(f'q[{i}]' for i in range(width))};\n")
 
 
-@pytest.mark.parametrize("width", [3, 17, 24, 40])
+@pytest.mark.parametrize("width", [3, 17, 40])
 def test_wide_fbs_bodies_are_checked_not_trusted_by_name(width):
     mids = [f"m{i}" for i in range(1, width - 1)]
     parity = " ".join(f"cz {m}, a;" for m in mids)
@@ -94,7 +94,7 @@ def test_wide_fbs_bodies_are_checked_not_trusted_by_name(width):
         "reversed rbs": f"{parity} rbs(theta) b, a; {parity}",
         "other angle": f"{parity} rbs(2*theta) a, b; {parity}",
         "only diagonal": parity + " z a;",
-        "touches the middle": f"{parity} rbs(theta) a, b; h {mids[0]}; h {mids[0]}; {parity}",
+        "touches the middle": f"{parity} rbs(theta) a, b; h {mids[0]}; {parity}",
     }
     for label, body in bad_bodies.items():
         with pytest.raises(QasmError, match="named like quicq's fbs") as info:
@@ -106,7 +106,7 @@ def test_wide_bound_fbs_in_qasm2_is_checked_too():
     width = 20
     parity = " ".join(f"cz m{i}, a;" for i in range(1, width - 1))
     assert from_qasm2(_fbs_program(width, f"{parity} rbs(theta) a, b; {parity}", 2))[0].gates[0].name == "fbs"
-    with pytest.raises(QasmError, match="not one"):
+    with pytest.raises(QasmError, match="named like quicq's fbs"):
         from_qasm2(_fbs_program(width, "rbs(theta) a, b;", 2))
 
 

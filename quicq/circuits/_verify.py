@@ -177,7 +177,7 @@ def check_named_like_ours(
     w = op.num_qubits
     for t, definition in checks:
         ops, phase = _flatten(definition, where, limits)
-        work = len(ops) << w if w < 62 else 1 << 62
+        work = max(len(ops), 1) << w if w < 62 else 1 << 62
         if work <= limits.max_verify_work:
             mine = QuantumCircuit(w)
             mine.append(expected(t), list(range(w)))
