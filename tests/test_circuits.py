@@ -121,3 +121,100 @@ def test_circuits_pickle_and_deepcopy():
     assert copy.deepcopy(c) is c
     back = pickle.loads(pickle.dumps(c))
     assert back == c and dict(back.meta) == dict(c.meta)
+
+
+def test_gates_normalise_and_reject_bad_types_with_circuit_errors():
+    import numpy as np
+
+    from quicq.errors import QuicqError
+
+    g = Gate("rbs", [np.int64(0), 1], np.int64(0))
+    assert g == Gate("rbs", (0, 1), 0) and type(g.qubits[0]) is int and type(g.param) is int
+    for bad in [lambda: Gate(["rbs"], (0, 1)), lambda: Gate("rbs", (0.0, 1)), lambda: Gate("rbs", (0, True)),
+                lambda: Gate("ry", (0,), 1.0), lambda: Gate("mcry", (0, 1), 0, [[1]]),
+                lambda: Circuit(True, (), 0), lambda: Circuit(2, "rbs", 0), lambda: Circuit(2, (), 0, meta=[1])]:
+        with pytest.raises(CircuitError) as info:
+            bad()
+        assert isinstance(info.value, QuicqError)
+
+
+def test_hw_gate_set_and_fbs_decomposition_come_from_the_gate_table():
+    from quicq.circuits import GATES, HW_PRESERVING_GATES, fbs_decomposition
+
+    assert HW_PRESERVING_GATES == {n for n, s in GATES.items() if s.hw_preserving} == {"rbs", "fbs", "cz", "z"}
+    c = Circuit(3, (Gate("rbs", (0, 1), 0), Gate("h", (2,)), Gate("ry", (1,), 0)), 1)
+    assert c.non_hw_gates() == ["h", "ry"] and not c.hw_preserving
+    assert fbs_decomposition(2) == (("rbs", (0, 1), 1.0),)
+    assert fbs_decomposition(4) == (("cz", (1, 0), 0.0), ("cz", (2, 0), 0.0), ("rbs", (0, 3), 1.0),
+                                    ("cz", (1, 0), 0.0), ("cz", (2, 0), 0.0))
+
+
+def test_bit_order_helpers_agree():
+    import numpy as np
+
+    from quicq.circuits import bitorder as bo
+
+    n = 4
+    for idx in range(1 << n):
+        bits = bo.bits_of(idx, n)
+        assert bo.basis_index(bo.set_qubits(idx, n), n) == idx == int(bo.bits_to_index(np.array(bits)))
+        assert int(format(idx, f"0{n}b")[::-1], 2) == bo.qiskit_index(idx, n) == bo.qiskit_permutation(n)[idx]
+    assert bo.qubit_mask(0, 3) == 0b100
+
+
+@pytest.mark.parametrize("module, extra", [
+    ("quicq.circuits.qiskit_io", "qiskit"), ("quicq.witnesses.aer", "qiskit"),
+    ("quicq.circuits.pennylane_io", "pennylane"), ("quicq.witnesses.pennylane", "pennylane"),
+])
+def test_missing_extras_raise_the_pip_line(module, extra):
+    """In a subprocess where qiskit/pennylane cannot be imported, quicq's core still imports and
+    the optional paths name the install command."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('qiskit', 'qiskit_aer', 'pennylane'):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Block())
+import quicq.circuits
+from quicq.circuits import pyramid, to_qasm3
+to_qasm3(pyramid(3))
+try:
+    import {module} as m
+    if {module!r}.endswith('qasm_reader'):
+        pass
+    m.pennylane_block(pyramid(3), [0, 0, 0], [1], [1]) if hasattr(m, 'pennylane_block') else None
+    m.to_pennylane(pyramid(3)) if hasattr(m, 'to_pennylane') else None
+    m.aer_unary_block(pyramid(3), [0, 0, 0]) if hasattr(m, 'aer_unary_block') else None
+except ImportError as exc:
+    from quicq._optional import MissingDependencyError
+    assert isinstance(exc, MissingDependencyError), type(exc)
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"pip install 'quicq[{extra}]'" in out.stdout
+
+
+def test_from_qasm_without_qiskit_names_the_extra():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'qiskit':
+            raise ModuleNotFoundError(name, name=name)
+sys.meta_path.insert(0, Block())
+from quicq.circuits import from_qasm
+try:
+    from_qasm('OPENQASM 2.0;\\nqreg q[1];\\n')
+except ImportError as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "pip install 'quicq[qiskit]'" in out.stdout, out.stderr

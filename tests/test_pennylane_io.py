@@ -266,3 +266,43 @@ def test_bad_wires_indices_and_orders():
         pennylane_sector_block(circuit, np.zeros(3), 4)
     with pytest.raises(CircuitError, match="exactly 3 wires"):
         pennylane_block(circuit, np.zeros(3), [1], [1], qml.device("default.qubit", wires=4))
+
+
+# ---- OpenQASM for PennyLane: qml.from_qasm3 reads quicq's "pennylane" flavour --------------------
+
+@pytest.mark.parametrize("make", [lambda: pyramid(4), lambda: butterfly(4), lambda: brick(3, 2),
+                                  lambda: pauli(6, 1), lambda: pauli(4, 1)],
+                         ids=["pyramid", "butterfly-fbs", "brick", "pauli-6", "pauli-4"])
+@pytest.mark.parametrize("symbolic", [False, True], ids=["bound", "symbolic"])
+def test_pennylane_reads_the_pennylane_flavour_and_agrees_with_the_engine(make, symbolic):
+    from quicq.circuits.qasm import to_qasm3
+    from quicq.engine import pauli_columns, sector_blocks, unary_block
+
+    circ = make()
+    n = circ.n_qubits
+    th = np.random.default_rng(11).uniform(-3, 3, circ.n_params)
+    text = to_qasm3(circ, None if symbolic else th, flavour="pennylane")
+    assert "include" not in text and not any(line.startswith("gate ") for line in text.splitlines())
+    qfunc = qml.from_qasm3(text, wire_map={f"q{i}": i for i in range(n)})
+    inputs = {f"theta_{i}": float(v) for i, v in enumerate(th)} if symbolic else {}
+    U = np.asarray(qml.matrix(lambda: qfunc(**inputs), wire_order=range(n))())
+    assert np.max(np.abs(U.imag)) < 1e-12
+    U = U.real  # PennyLane's order: qubit 0 is the most significant bit, as in quicq
+    angles = torch.tensor(th, dtype=torch.float64)
+    if circ.hw_preserving:
+        idx = sector_indices(n, 1)
+        np.testing.assert_allclose(U[np.ix_(idx, idx)], unary_block(circ, angles).numpy(), atol=1e-12)
+        (B2,) = sector_blocks(circ, angles, [2])
+        idx = sector_indices(n, 2)
+        np.testing.assert_allclose(U[np.ix_(idx, idx)], B2.numpy(), atol=1e-12)
+    else:
+        N = circ.meta["N"]
+        code = list(circ.code_space.indices) if circ.code_space else list(range(N))
+        np.testing.assert_allclose(U[np.ix_(code, code[:3])], pauli_columns(circ, angles, 3).numpy(), atol=1e-12)
+
+
+def test_unknown_flavour_is_refused():
+    from quicq.circuits.qasm import QasmError, to_qasm3
+
+    with pytest.raises(QasmError, match="flavour"):
+        to_qasm3(pyramid(3), flavour="cirq")

@@ -276,3 +276,52 @@ def test_dense_reference_sanity():
     np.testing.assert_allclose(dense_unitary(circ, np.zeros(4)), np.eye(16), atol=0)
     u = dense_unitary(circ, RNG.uniform(-3, 3, 4))
     np.testing.assert_allclose(u @ u.T, np.eye(16), atol=1e-12)
+
+
+def test_to_qasm2_without_angles_is_a_quicq_error():
+    with pytest.raises(QasmError, match="OpenQASM 2 cannot hold free parameters"):
+        to_qasm2(pyramid(3))
+    with pytest.raises(QasmError, match="quicq Circuit"):
+        to_qasm3("not a circuit")
+
+
+def test_pauli_code_space_is_kept_by_qasm_or_the_circuit_differs():
+    from quicq.engine import pauli_columns
+
+    circ = pauli(6, 1)
+    assert circ.code_space is not None and circ.code_space.indices == tuple(code_indices(6))
+    th = RNG.uniform(-2, 2, circ.n_params)
+    text = to_qasm3(circ, th)
+    assert "// quicq code_space: " + " ".join(map(str, code_indices(6))) in text
+    back, angles = from_qasm(text)
+    assert back == circ and back.code_space == circ.code_space and back.meta["N"] == 6
+    np.testing.assert_allclose(pauli_columns(back, angles, 2), pauli_columns(circ, th, 2))
+    # Without quicq's comments the same gates are a different circuit (no code space), not an equal one
+    bare = "\n".join(line for line in text.splitlines() if not line.startswith("// quicq "))
+    stripped, _ = from_qasm(bare)
+    assert stripped.gates == circ.gates and stripped != circ and stripped.code_space is None
+    # A code space that does not fit the register, or disagrees with N, is refused
+    with pytest.raises(QasmError, match="not a basis state"):
+        from_qasm(text.replace("// quicq code_space: 0", "// quicq code_space: 999"))
+    with pytest.raises(QasmError, match="disagrees"):
+        from_qasm(text.replace('"N": 6', '"N": 5'))
+    with pytest.raises(QasmError, match="quicq meta"):
+        from_qasm(text.replace('"N": 6', '"N": [[[[6]]]]'))
+
+
+def test_code_space_is_compared_hashed_and_kept_by_qiskit_metadata():
+    from quicq.circuits import CodeSpace
+    from quicq.circuits.qiskit_io import from_qiskit, to_qiskit
+
+    circ = pauli(12, 1)
+    plain = Circuit(circ.n_qubits, circ.gates, circ.n_params)
+    assert plain != circ and hash(plain) != hash(circ)
+    assert Circuit(circ.n_qubits, circ.gates, circ.n_params, code_space=circ.code_space) == circ
+    assert from_qiskit(to_qiskit(circ))[0] == circ
+    assert circ.with_prefix([Gate("x", (0,))]).code_space == circ.code_space
+    with pytest.raises(CircuitError, match="different code spaces"):
+        plain.compose(circ)
+    with pytest.raises(CircuitError, match="repeat"):
+        CodeSpace((0, 1, 1))
+    full = Circuit(2, (), 0, code_space=CodeSpace((0, 1, 2, 3)))
+    assert full.code_space is None  # every basis state in order is no code space at all

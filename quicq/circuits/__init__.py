@@ -1,6 +1,7 @@
 """Circuit IR, layouts and compilers. See :mod:`quicq.circuits.ir` for the conventions."""
 
-from quicq.circuits.gates import GATES, GateSpec, shift_rule
+from quicq.circuits.codespace import CodeSpace
+from quicq.circuits.gates import GATES, HW_PRESERVING_GATES, GateSpec, fbs_decomposition, shift_rule
 from quicq.circuits.ir import (
     Circuit,
     CircuitError,
@@ -21,7 +22,7 @@ from quicq.circuits.qasm import QasmError, from_qasm, to_qasm2, to_qasm3
 # are imported explicitly: they pull in optional frameworks.
 
 __all__ = [
-    "GATES", "GateSpec", "shift_rule", "Circuit", "CircuitError", "Gate", "basis_index",
+    "GATES", "HW_PRESERVING_GATES", "GateSpec", "fbs_decomposition", "shift_rule", "CodeSpace", "Circuit", "CircuitError", "Gate", "basis_index",
     "check_angles", "check_orders", "sector_dim", "sector_indices", "subsets", "LAYOUTS",
     "brick", "build_layout", "butterfly", "pyramid", "x_layout", "code_indices", "pauli",
     "pauli_param_count", "split_dimension", "givens_decompose", "QasmError", "from_qasm",

@@ -37,11 +37,13 @@ class GateSpec:
     frequency: float
     hw_preserving: bool  # maps each Hamming-weight sector to itself
     description: str
+    # A Givens rotation between its two (end) qubits on the unary sector: RBS and FBS.
+    givens: bool = False
 
 
 GATES: dict[str, GateSpec] = {
-    "rbs": GateSpec("rbs", 2, True, 1.0, True, "reconfigurable beam splitter (Givens rotation)"),
-    "fbs": GateSpec("fbs", 2, True, 1.0, True, "fermionic beam splitter (RBS with parity signs)"),
+    "rbs": GateSpec("rbs", 2, True, 1.0, True, "reconfigurable beam splitter (Givens rotation)", True),
+    "fbs": GateSpec("fbs", 2, True, 1.0, True, "fermionic beam splitter (RBS with parity signs)", True),
     "ry": GateSpec("ry", 1, True, 0.5, False, "Y rotation exp(-i θ Y / 2)"),
     "mcry": GateSpec("mcry", None, True, 0.5, False, "multi-controlled Y rotation"),
     "cz": GateSpec("cz", 2, False, 0.0, True, "controlled Z"),
@@ -51,12 +53,21 @@ GATES: dict[str, GateSpec] = {
 }
 
 
+HW_PRESERVING_GATES: frozenset[str] = frozenset(n for n, s in GATES.items() if s.hw_preserving)
+"""Names of the gates that map every Hamming-weight sector to itself (from :data:`GATES`)."""
+
+GIVENS_GATES: frozenset[str] = frozenset(n for n, s in GATES.items() if s.givens)
+"""Names of the gates that act as a Givens rotation of their end qubits on the unary sector."""
+
+
 def shift_rule(name: str) -> tuple[float, float]:
     """Return (shift s, factor c) with ∂f/∂θ = c·[f(θ + s) − f(θ − s)] for gate ``name``.
 
     For frequency ω the two-term rule is s = π/(2ω), c = ω/2: RBS/FBS (ω = 1) give
     s = π/2, c = 1/2; RY (ω = 1/2) gives s = π, c = 1/4 (docs/design.md#gradients).
     """
+    if name not in GATES:
+        raise KeyError(f"unknown gate {name!r}; known gates: {sorted(GATES)}")
     w = GATES[name].frequency
     if w == 0:
         raise ValueError(f"gate {name!r} has no angle")
@@ -94,3 +105,21 @@ RBS_DECOMPOSITION: tuple[tuple[str, tuple[int, ...], float], ...] = (
     ("h", (1,), 0.0),
 )
 """(gate, local qubits, angle multiplier) steps whose product, in order, is RBS(θ)."""
+
+
+Step = tuple[str, tuple[int, ...], float]
+
+
+def fbs_decomposition(width: int) -> tuple[Step, ...]:
+    """FBS(θ) on ``width`` consecutive qubits (local 0 = a, width−1 = b) as (gate, qubits, mult) steps.
+
+    FBS_ab(θ) = P · RBS_ab(θ) · P with P = ∏_{a<c<b} CZ(c, a): on |1_a 0_b⟩ P gives the parity
+    sign of the qubits strictly between, on |0_a 1_b⟩ nothing, so the off-diagonal terms pick
+    it up once and the diagonal ones twice; |00⟩, |11⟩ are untouched. The ``rbs`` step is
+    spelled by compilers with :data:`RBS_DECOMPOSITION` or as their own named RBS gate.
+    Width 2 is a plain RBS. Every compiler (OpenQASM, Qiskit, PennyLane) uses this one list.
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
+        raise ValueError(f"an fbs gate spans at least 2 consecutive qubits, got width={width!r}")
+    parity = tuple(("cz", (c, 0), 0.0) for c in range(1, int(width) - 1))
+    return parity + (("rbs", (0, int(width) - 1), 1.0),) + parity

@@ -7,8 +7,11 @@ share a slot); angles themselves live outside the circuit, as a tensor/array of 
 rebuilds it.
 
 Qubits are numbered 0..n−1. For statevectors quicq uses the textbook (PennyLane) order:
-qubit 0 is the most significant bit of the basis index. The unary basis vector e_a is the
-state with only qubit a set.
+qubit 0 is the most significant bit of the basis index (:mod:`quicq.circuits.bitorder`). The
+unary basis vector e_a is the state with only qubit a set.
+
+A circuit that works inside a subspace (the Gray-coded register of a Pauli circuit) carries
+its :class:`~quicq.circuits.codespace.CodeSpace`; it takes part in equality and hashing.
 """
 
 from __future__ import annotations
@@ -21,11 +24,30 @@ from typing import Any
 
 import numpy as np
 
-from quicq.circuits.gates import GATES
+from quicq.circuits.bitorder import basis_index
+from quicq.circuits.codespace import CodeSpace
+from quicq.circuits.gates import GATES, GIVENS_GATES, HW_PRESERVING_GATES
+from quicq.errors import QuicqError
+
+__all__ = [
+    "Circuit", "CircuitError", "CodeSpace", "Gate", "basis_index", "check_angles", "check_orders",
+    "sector_dim", "sector_indices", "subsets",
+]
 
 
-class CircuitError(ValueError):
+class CircuitError(QuicqError, ValueError):
     """A circuit, gate or angle vector is malformed; the message says what and where."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
+    """A tuple/list of ints as a tuple of Python ints, else CircuitError (no foreign TypeError)."""
+    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
+        raise CircuitError(f"{what} must be a tuple of ints, got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -44,6 +66,19 @@ class Gate:
     qubits: tuple[int, ...]
     param: int | None = None
     ctrl_state: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # Types only (arity and ranges need the circuit): a Gate is always hashable and holds
+        # Python ints, so equal gates print, hash and export identically.
+        if not isinstance(self.name, str):
+            raise CircuitError(f"a gate name must be a str, got {self.name!r}")
+        object.__setattr__(self, "qubits", _int_tuple(self.qubits, f"{self.name}: qubits"))
+        if self.param is not None:
+            if not _is_int(self.param):
+                raise CircuitError(f"{self.name}: the parameter slot must be an int, got {self.param!r}")
+            object.__setattr__(self, "param", int(self.param))
+        if self.ctrl_state is not None:
+            object.__setattr__(self, "ctrl_state", _int_tuple(self.ctrl_state, f"{self.name}: ctrl_state"))
 
     @property
     def support(self) -> tuple[int, ...]:
@@ -68,8 +103,6 @@ def _check_gate(g: Gate, n_qubits: int, n_params: int, where: str) -> None:
     spec = GATES.get(g.name)
     if spec is None:
         raise CircuitError(f"{where}: unknown gate {g.name!r}; known gates: {sorted(GATES)}")
-    if not isinstance(g.qubits, tuple) or not all(isinstance(q, (int, np.integer)) for q in g.qubits):
-        raise CircuitError(f"{where}: qubits must be a tuple of ints, got {g.qubits!r}")
     if spec.n_qubits is not None and len(g.qubits) != spec.n_qubits:
         raise CircuitError(f"{where}: {g.name} acts on {spec.n_qubits} qubit(s), got {len(g.qubits)}")
     if g.name == "mcry":
@@ -86,13 +119,13 @@ def _check_gate(g: Gate, n_qubits: int, n_params: int, where: str) -> None:
             raise CircuitError(f"{where}: qubit index {q} out of range for {n_qubits} qubits")
     if len(set(g.qubits)) != len(g.qubits):
         raise CircuitError(f"{where}: gate {g.name} uses the same qubit twice: {g.qubits}")
-    if g.name in ("rbs", "fbs") and g.qubits[0] > g.qubits[1]:
+    if g.name in GIVENS_GATES and g.qubits[0] > g.qubits[1]:
         raise CircuitError(
             f"{where}: {g.name} needs qubits in increasing order (a < b), got {g.qubits}; "
             f"{g.name}_ba(θ) equals {g.name}_ab(−θ)"
         )
     if spec.parametric:
-        if g.param is None or not isinstance(g.param, (int, np.integer)):
+        if g.param is None:
             raise CircuitError(f"{where}: parametric gate {g.name} needs an integer parameter slot")
         if not 0 <= g.param < n_params:
             raise CircuitError(f"{where}: parameter slot {g.param} out of range for {n_params} slots")
@@ -104,30 +137,51 @@ def _check_gate(g: Gate, n_qubits: int, n_params: int, where: str) -> None:
 class Circuit:
     """An immutable, validated quantum circuit with parameter slots.
 
-    Two circuits are equal when qubit count, gates and slot count are equal; ``meta``
-    (layout name and its arguments, free-form) does not take part in equality.
+    Two circuits are equal when qubit count, gates, slot count and code space are equal;
+    ``meta`` (layout name and its arguments, free-form, for display) does not take part in
+    equality. ``code_space``: the logical basis of a circuit that works inside a subspace
+    (None: all 2^n basis states). For compatibility, a ``meta`` with ``layout="pauli"`` and
+    ``N`` and no explicit code space gets the Pauli register's Gray code space.
     """
 
     n_qubits: int
     gates: tuple[Gate, ...]
     n_params: int
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    code_space: CodeSpace | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_qubits, (int, np.integer)) or self.n_qubits < 1:
+        if not _is_int(self.n_qubits) or self.n_qubits < 1:
             raise CircuitError(f"a circuit needs at least one qubit, got n_qubits={self.n_qubits!r}")
-        if not isinstance(self.n_params, (int, np.integer)) or self.n_params < 0:
+        if not _is_int(self.n_params) or self.n_params < 0:
             raise CircuitError(f"n_params must be a non-negative int, got {self.n_params!r}")
+        object.__setattr__(self, "n_qubits", int(self.n_qubits))
+        object.__setattr__(self, "n_params", int(self.n_params))
+        if isinstance(self.gates, (str, bytes)) or not hasattr(self.gates, "__iter__"):
+            raise CircuitError(f"gates must be a sequence of Gate, got {type(self.gates).__name__}")
         object.__setattr__(self, "gates", tuple(self.gates))
+        if not isinstance(self.meta, Mapping):
+            raise CircuitError(f"meta must be a mapping, got {type(self.meta).__name__}")
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
         for i, g in enumerate(self.gates):
             if not isinstance(g, Gate):
                 raise CircuitError(f"gate {i}: expected a Gate, got {type(g).__name__}")
             _check_gate(g, self.n_qubits, self.n_params, f"gate {i} ({g.name})")
+        code = self.code_space
+        if code is None and self.meta.get("layout") == "pauli":
+            code = _pauli_code_space(self.meta, self.n_qubits)
+        if code is not None:
+            if not isinstance(code, CodeSpace):
+                raise CircuitError(f"code_space must be a CodeSpace or None, got {type(code).__name__}")
+            code.check(self.n_qubits)
+            d = code.dim
+            if d.bit_length() == self.n_qubits + 1 and not d & (d - 1) and code.indices == tuple(range(d)):
+                code = None  # every basis state, in order: the same as no code space
+        object.__setattr__(self, "code_space", code)
         # Circuits key many caches (plans, transpilations): hash the gate tuple once; the
         # structural flags are read on every engine call, so they are computed once too.
-        object.__setattr__(self, "_hash", hash((self.n_qubits, self.gates, self.n_params)))
-        hw = all(GATES[g.name].hw_preserving for g in self.gates)
+        object.__setattr__(self, "_hash", hash((self.n_qubits, self.gates, self.n_params, code)))
+        hw = all(g.name in HW_PRESERVING_GATES for g in self.gates)
         object.__setattr__(self, "_hw", hw)
         object.__setattr__(self, "_compound", hw and all(g.name != "rbs" or g.adjacent for g in self.gates))
 
@@ -139,13 +193,17 @@ class Circuit:
 
     def __reduce__(self):
         # meta is a read-only mapping view, which pickle cannot store: rebuild from a dict.
-        return (Circuit, (self.n_qubits, self.gates, self.n_params, dict(self.meta)))
+        return (Circuit, (self.n_qubits, self.gates, self.n_params, dict(self.meta), self.code_space))
 
     # ---- structure -------------------------------------------------------------------------
     @property
     def hw_preserving(self) -> bool:
         """True when every gate preserves Hamming weight (RBS, FBS, CZ, Z)."""
         return self._hw  # type: ignore[attr-defined]
+
+    def non_hw_gates(self) -> list[str]:
+        """Sorted names of the gates in this circuit that do not preserve Hamming weight."""
+        return sorted({g.name for g in self.gates} - HW_PRESERVING_GATES)
 
     @property
     def compound_exact(self) -> bool:
@@ -215,21 +273,28 @@ class Circuit:
             for g in other.gates
         )
         n_params = max(self.n_params, other.n_params) if share_params else self.n_params + other.n_params
-        return Circuit(self.n_qubits, self.gates + moved, n_params, dict(self.meta))
+        if other.code_space is not None and other.code_space != self.code_space:
+            raise CircuitError(
+                f"cannot compose circuits with different code spaces ({self.code_space} and "
+                f"{other.code_space})"
+            )
+        return Circuit(self.n_qubits, self.gates + moved, n_params, dict(self.meta), self.code_space)
 
     def with_prefix(self, gates: Iterable[Gate]) -> Circuit:
         """A copy with fixed (non-parametric) gates prepended: used for state preparation."""
         pre = tuple(gates)
-        return Circuit(self.n_qubits, pre + self.gates, self.n_params, dict(self.meta))
+        return Circuit(self.n_qubits, pre + self.gates, self.n_params, dict(self.meta), self.code_space)
 
     def with_suffix(self, gates: Iterable[Gate]) -> Circuit:
         """A copy with fixed gates appended: used for basis changes before measurement."""
-        return Circuit(self.n_qubits, self.gates + tuple(gates), self.n_params, dict(self.meta))
+        return Circuit(self.n_qubits, self.gates + tuple(gates), self.n_params, dict(self.meta), self.code_space)
 
     def __str__(self) -> str:
         head = f"Circuit({self.n_qubits} qubits, {len(self.gates)} gates, {self.n_params} params"
         if "layout" in self.meta:
             head += f", layout={self.meta['layout']}"
+        if self.code_space is not None:
+            head += f", code space N={self.code_space.dim}"
         return head + ")"
 
     def __repr__(self) -> str:
@@ -238,6 +303,18 @@ class Circuit:
     def describe(self) -> str:
         """Multi-line listing, one gate per line."""
         return "\n".join([str(self)] + [f"  {i:4d}: {g}" for i, g in enumerate(self.gates)])
+
+
+def _pauli_code_space(meta: Mapping[str, Any], n_qubits: int) -> CodeSpace:
+    """The Gray code space a ``layout="pauli"`` meta implies (see :mod:`quicq.circuits.pauli`)."""
+    from quicq.circuits.pauli import code_indices  # pauli imports this module
+
+    N = meta.get("N")
+    if not _is_int(N) or N < 2:
+        raise CircuitError(f"a circuit with layout 'pauli' needs an integer meta['N'] ≥ 2, got {N!r}")
+    if int(N).bit_length() > n_qubits + 1 or N > 1 << n_qubits:
+        raise CircuitError(f"meta N={N} does not fit in {n_qubits} qubits (at most 2^{n_qubits} states)")
+    return CodeSpace(tuple(code_indices(int(N))))
 
 
 def check_angles(circuit: Circuit, angles: Any, *, name: str = "angles") -> None:
@@ -302,11 +379,6 @@ def check_orders(n: int, orders: Sequence[int]) -> tuple[int, ...]:
 def sector_dim(n: int, k: int) -> int:
     """C(n, k): the size of the weight-k block."""
     return math.comb(n, k)
-
-
-def basis_index(set_qubits: Iterable[int], n_qubits: int) -> int:
-    """Basis-state index of the state with exactly ``set_qubits`` set (qubit 0 = MSB)."""
-    return sum(1 << (n_qubits - 1 - q) for q in set_qubits)
 
 
 def sector_indices(n_qubits: int, k: int) -> list[int]:

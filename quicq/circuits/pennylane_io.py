@@ -2,9 +2,9 @@
 
 Compiled straight from the IR, never through Qiskit: ``qml.from_qiskit`` turns gates PennyLane
 lacks (``XXPlusYYGate``) into matrices without reversing Qiskit's qubit order, which flips the
-sign of every RBS angle (docs/design.md#environment).
+sign of every RBS angle (DESIGN §8).
 
-Gate mapping (docs/conventions.md; each line is checked numerically in tests/test_conventions_pennylane.py):
+Gate mapping (DESIGN §2; each line is checked numerically in tests/test_conventions_pennylane.py):
 
 * ``rbs(a, b)(θ)`` → ``qml.SingleExcitation(−2θ, wires=[a, b])``. PennyLane's
   SingleExcitation(φ) has the block [[cos φ/2, −sin φ/2], [sin φ/2, cos φ/2]] on (|01⟩, |10⟩),
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from quicq._optional import require
+from quicq.circuits.gates import fbs_decomposition
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
 # Gates of quicq.circuits.gates.GATES this compiler maps (tests check it covers all of them).
@@ -36,6 +37,7 @@ _MAPPED = frozenset({"rbs", "fbs", "ry", "mcry", "cz", "z", "x", "h"})
 
 
 def _import_pennylane():
+    """PennyLane, or :class:`~quicq._optional.MissingDependencyError` with the pip line."""
     return require("pennylane", "pennylane")
 
 
@@ -89,12 +91,12 @@ def to_pennylane(circuit: Circuit, *, wires: Sequence[Hashable] | None = None) -
             if g.name == "rbs":
                 rbs(theta, w[0], w[1])
             elif g.name == "fbs":
-                between = [wire_list[c] for c in range(g.qubits[0] + 1, g.qubits[1])]
-                for c in between:
-                    qml.CZ(wires=[c, w[0]])
-                rbs(theta, w[0], w[1])
-                for c in reversed(between):
-                    qml.CZ(wires=[c, w[0]])
+                span = wire_list[g.qubits[0] : g.qubits[1] + 1]
+                for name, local, mult in fbs_decomposition(len(span)):
+                    if name == "rbs":
+                        rbs(mult * theta, span[local[0]], span[local[1]])
+                    else:
+                        qml.CZ(wires=[span[local[0]], span[local[1]]])
             elif g.name == "ry":
                 qml.RY(theta, wires=w[0])
             elif g.name == "mcry":

@@ -1,6 +1,6 @@
 """Compile the quicq IR to Qiskit and read Qiskit circuits back.
 
-Conventions (docs/conventions.md):
+Conventions (DESIGN §2):
 
 * IR qubit j is Qiskit qubit j. Qiskit's statevectors and ``Operator`` matrices are
   little-endian (qubit 0 is the *least* significant bit) while quicq writes qubit 0 first;
@@ -33,8 +33,9 @@ import numpy as np
 
 from quicq._optional import require
 
-require("qiskit", "qiskit")  # first: without the extra, name the pip line
-from qiskit.circuit import (
+require("qiskit", "qiskit")  # a clear install hint instead of a bare ModuleNotFoundError
+
+from qiskit.circuit import (  # noqa: E402
     AnnotatedOperation,
     ControlledGate,
     ControlModifier,
@@ -44,13 +45,16 @@ from qiskit.circuit import (
     ParameterVectorElement,
     QuantumCircuit,
 )
-from qiskit.circuit import Gate as QiskitGate
-from qiskit.circuit.library import CZGate, HGate, RYGate, XGate, XXPlusYYGate, ZGate
-from qiskit.quantum_info import Statevector
+from qiskit.circuit import Gate as QiskitGate  # noqa: E402
+from qiskit.circuit.library import CZGate, HGate, RYGate, XGate, XXPlusYYGate, ZGate  # noqa: E402
 
-from quicq.circuits._angles import angle_vector
-from quicq.circuits.gates import RBS_DECOMPOSITION
-from quicq.circuits.ir import Circuit, CircuitError, Gate
+from quicq.circuits._angles import angle_vector  # noqa: E402
+from quicq.circuits._verify import check_named_like_ours  # noqa: E402
+from quicq.circuits.codespace import CodeSpace  # noqa: E402
+from quicq.circuits.bitorder import qiskit_permutation  # noqa: E402
+from quicq.circuits.gates import RBS_DECOMPOSITION, fbs_decomposition, rbs_matrix  # noqa: E402
+from quicq.circuits.ir import Circuit, CircuitError, Gate  # noqa: E402
+from quicq.circuits.qasm_scan import DEFAULT_LIMITS, Limits  # noqa: E402
 
 __all__ = ["SUPPORTED_QISKIT_GATES", "FBSGate", "RBSGate", "from_qiskit", "mcry_gate", "to_qiskit"]
 
@@ -60,15 +64,13 @@ SUPPORTED_QISKIT_GATES = (
     "barrier and measure are ignored"
 )
 
-# Gates named like ours but not built by this module (e.g. parsed from OpenQASM) are checked
-# against our matrices when at most this many qubits wide; wider ones are trusted by name.
-_VERIFY_MAX_QUBITS = 16
-_VERIFY_ANGLES = (0.3719, -1.2087)
-_VERIFY_ATOL = 1e-9
+# Where a Qiskit circuit records quicq's code space (QuantumCircuit.metadata survives copies,
+# transpilation and pickling; the OpenQASM exporters drop it, quicq's own writes it as a comment).
+CODE_SPACE_KEY = "quicq_code_space"
 
 
 class RBSGate(QiskitGate):
-    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (docs/conventions.md).
+    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (DESIGN §2).
 
     On qubits [a, b]: identity on |00⟩, |11⟩ and [[cos θ, sin θ], [−sin θ, cos θ]] on
     span{|01⟩, |10⟩} with qubit a written first; equal to ``XXPlusYYGate(2θ, π/2)``.
@@ -86,6 +88,15 @@ class RBSGate(QiskitGate):
             else:
                 qc.append(_FIXED[name](), list(qubits))
         self.definition = qc
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The exact matrix in Qiskit's little-endian order (qubit a is bit 0), bound angles only."""
+        theta = read_angle(self.params[0], "rbs")
+        if theta.value is None:
+            raise TypeError("an RBSGate with a free parameter has no matrix")
+        perm = qiskit_permutation(2)
+        m = rbs_matrix(theta.value)[np.ix_(perm, perm)]
+        return m.astype(dtype) if dtype is not None else m
 
     def inverse(self, annotated: bool = False) -> RBSGate:
         """RBS(θ)⁻¹ = RBS(−θ)."""
@@ -107,13 +118,9 @@ class FBSGate(QiskitGate):
 
     def _define(self) -> None:
         theta = self.params[0]
-        w = self.num_qubits
-        qc = QuantumCircuit(w, name=self.name)
-        for c in range(1, w - 1):
-            qc.cz(c, 0)
-        qc.append(RBSGate(theta), [0, w - 1])
-        for c in range(1, w - 1):
-            qc.cz(c, 0)
+        qc = QuantumCircuit(self.num_qubits, name=self.name)
+        for name, qubits, mult in fbs_decomposition(self.num_qubits):
+            qc.append(RBSGate(mult * theta) if name == "rbs" else _FIXED[name](), list(qubits))
         self.definition = qc
 
     def inverse(self, annotated: bool = False) -> FBSGate:
@@ -156,6 +163,8 @@ def to_qiskit(circuit: Circuit, angles: Any = None, *, name: str | None = None) 
     else:
         theta = angle_vector(circuit, angles).tolist()
     qc = QuantumCircuit(circuit.n_qubits, name=name or str(circuit.meta.get("layout", "quicq")))
+    if circuit.code_space is not None:
+        qc.metadata = {CODE_SPACE_KEY: list(circuit.code_space.indices)}
     for g in circuit.gates:
         arg = None if g.param is None else theta[g.param]
         if g.name == "rbs":
@@ -196,7 +205,7 @@ class _Angle:
         return _Angle(value=-self.value)
 
 
-def _read_angle(p: Any, where: str) -> _Angle:
+def read_angle(p: Any, where: str) -> _Angle:
     """A gate parameter → _Angle; expressions other than a bare parameter are rejected."""
     if isinstance(p, Parameter):
         return _Angle(param=p)
@@ -228,74 +237,8 @@ def _read_half_angle(p: Any, where: str) -> _Angle:
         raise CircuitError(
             f"{where}: xx_plus_yy angle {p} is not 2·(bare parameter), so it is no single RBS slot"
         )
-    a = _read_angle(p, where)
+    a = read_angle(p, where)
     return _Angle(value=a.value / 2)
-
-
-def _definitions_to_check(op: QiskitGate) -> tuple[tuple, list[tuple[float, QuantumCircuit]]]:
-    """(cache key, [(θ, definition at θ)]) for checking a foreign gate's body.
-
-    Symbolic bodies (OpenQASM 3 inputs) are bound to two generic angles, which checks the
-    gate once for all its uses. A bound gate (OpenQASM 2) is checked at its own angle, so
-    every distinct angle in the program is checked: the import is exact for each gate used.
-    """
-    p = op.params[0]
-    if isinstance(p, ParameterExpression) and p.parameters:
-        definition = op.definition
-        if definition is None:
-            return (op.name, op.num_qubits), []
-        return (op.name, op.num_qubits), [
-            (t, definition.assign_parameters({q: t for q in p.parameters}, strict=False))
-            for t in _VERIFY_ANGLES
-        ]
-    value = _read_angle(p, op.name).value
-    own = [] if op.definition is None else [(value, op.definition)]
-    return (op.name, op.num_qubits, value), own
-
-
-def _check_named_like_ours(
-    op: QiskitGate, kind: str, expected: Callable[[float], QiskitGate], seen: set, where: str
-) -> None:
-    """Check that a foreign gate named like one of ours (e.g. parsed from OpenQASM) has our matrix.
-
-    A file may define ``gate rbs(theta) a, b { … }`` with another sign convention; trusting the
-    name would silently flip angles (docs/conventions.md), so its body is compared with our matrix
-    (cost: one statevector evolution per distinct bound angle, or two per symbolic gate name).
-    Gates wider than ``_VERIFY_MAX_QUBITS`` are trusted by name (their matrix is too large).
-    ``seen`` caches what was already checked in this import.
-    """
-    if op.num_qubits > _VERIFY_MAX_QUBITS or (op.name, op.num_qubits) in seen:
-        return
-    key, checks = _definitions_to_check(op)
-    if key in seen:
-        return
-    if not checks:
-        raise CircuitError(
-            f"{where}: gate {op.name!r} is named like quicq's {kind} but has no definition to check"
-        )
-    probe = _probe_state(op.num_qubits)
-    for t, definition in checks:
-        try:
-            got = probe.evolve(definition).data
-        except Exception as exc:  # noqa: BLE001 - a body we cannot evaluate cannot be trusted
-            raise CircuitError(f"{where}: cannot evaluate the definition of {op.name!r}: {exc}") from exc
-        err = float(np.max(np.abs(got - probe.evolve(expected(t)).data)))
-        if err > _VERIFY_ATOL:
-            raise CircuitError(
-                f"{where}: gate {op.name!r} is named like quicq's {kind} but its definition is a "
-                f"different operation (max deviation {err:.3g} at θ={t}); quicq's convention is "
-                f"docs/conventions.md (RBS = XXPlusYY(2θ, +π/2)). Rename the gate or fix its body."
-            )
-    seen.add(key)
-
-
-def _probe_state(n_qubits: int) -> Statevector:
-    """A fixed random complex state: two circuits agree on it only if their unitaries are equal
-    (a difference U − V annihilates a generic vector with probability 0). Costs O(gates·2^n)
-    instead of the O(gates·4^n) of building ``Operator`` matrices."""
-    rng = np.random.default_rng(20240607 + n_qubits)
-    v = rng.normal(size=1 << n_qubits) + 1j * rng.normal(size=1 << n_qubits)
-    return Statevector(v / np.linalg.norm(v))
 
 
 def _oriented(angle: _Angle, forward: bool, where: str, kind: str) -> _Angle:
@@ -315,7 +258,9 @@ def _oriented(angle: _Angle, forward: bool, where: str, kind: str) -> _Angle:
     return angle.negated()
 
 
-def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Circuit, np.ndarray | None]:
+def from_qiskit(
+    qc: QuantumCircuit, *, n_params: int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[Circuit, np.ndarray | None]:
     """Read a Qiskit circuit back into the IR.
 
     Returns ``(circuit, angles)``:
@@ -336,9 +281,26 @@ def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Cir
     angle: fine for bound angles, rejected for free ones (−θ is not a slot). Barriers and
     measurements are dropped (the IR is unitary; measurement is chosen by the block estimator).
     A nonzero global phase is rejected: it would change block signs.
+
+    ``limits`` bounds the qubit and instruction counts (checked first) and the work spent
+    checking the bodies of gates named like quicq's (:mod:`quicq.circuits._verify`). A code
+    space recorded by :func:`to_qiskit` in ``qc.metadata`` is restored.
     """
     if not isinstance(qc, QuantumCircuit):
         raise CircuitError(f"from_qiskit expects a qiskit QuantumCircuit, got {type(qc).__name__}")
+    if not isinstance(limits, Limits):
+        raise CircuitError(f"limits must be a quicq Limits, got {type(limits).__name__}")
+    if qc.num_qubits > limits.max_qubits or qc.num_qubits < 1:
+        raise CircuitError(
+            f"circuit {qc.name!r} has {qc.num_qubits:,} qubits; quicq reads 1 to {limits.max_qubits:,} "
+            f"(Limits.max_qubits)"
+        )
+    if len(qc.data) > limits.max_gates:
+        raise CircuitError(
+            f"circuit {qc.name!r} has {len(qc.data):,} instructions, more than the limit "
+            f"{limits.max_gates:,} (Limits.max_gates)"
+        )
+    code_space = _read_code_space(qc, limits)
     try:
         phase = float(qc.global_phase)
     except TypeError as exc:
@@ -368,15 +330,15 @@ def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Cir
 
         if isinstance(op, RBSGate) or (name == "rbs" and one_angle and op.num_qubits == 2):
             if not isinstance(op, RBSGate):
-                _check_named_like_ours(op, "rbs", RBSGate, seen, where)
-            angle = _read_angle(op.params[0], where)
+                check_named_like_ours(op, "rbs", RBSGate, seen, where, limits)
+            angle = read_angle(op.params[0], where)
             a, b = qubits
             parsed.append(("rbs", (min(a, b), max(a, b)), _oriented(angle, a < b, where, "rbs"), None))
 
         elif isinstance(op, FBSGate) or named_fbs:
             w = op.num_qubits
             if not isinstance(op, FBSGate):
-                _check_named_like_ours(op, "fbs", lambda t, w=w: FBSGate(t, w), seen, where)
+                check_named_like_ours(op, "fbs", lambda t, w=w: FBSGate(t, w), seen, where, limits)
             first, last = qubits[0], qubits[-1]
             a, b = min(first, last), max(first, last)
             if set(qubits[1:-1]) != set(range(a + 1, b)):
@@ -384,36 +346,36 @@ def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Cir
                     f"{where}: an fbs gate must act on its end qubits a, b first and last and on "
                     f"exactly the qubits strictly between them in the middle"
                 )
-            angle = _read_angle(op.params[0], where)
+            angle = read_angle(op.params[0], where)
             parsed.append(("fbs", (a, b), _oriented(angle, first < last, where, "fbs"), None))
 
         elif isinstance(op, RYGate):
-            parsed.append(("ry", qubits, _read_angle(op.params[0], where), None))
+            parsed.append(("ry", qubits, read_angle(op.params[0], where), None))
 
         elif (isinstance(op, ControlledGate) and isinstance(op.base_gate, RYGate)
               and op.num_qubits == op.num_ctrl_qubits + 1):
             k = op.num_ctrl_qubits
             cs = tuple((op.ctrl_state >> i) & 1 for i in range(k))
-            parsed.append(("mcry", qubits, _read_angle(op.base_gate.params[0], where), cs))
+            parsed.append(("mcry", qubits, read_angle(op.base_gate.params[0], where), cs))
 
         elif _annotated_controlled_ry(op):
             (mod,) = op.modifiers
             cs = tuple((int(mod.ctrl_state) >> i) & 1 for i in range(mod.num_ctrl_qubits))
-            parsed.append(("mcry", qubits, _read_angle(op.base_op.params[0], where), cs))
+            parsed.append(("mcry", qubits, read_angle(op.base_op.params[0], where), cs))
 
         elif named_mcry:
             cs = tuple(int(c) for c in mcry_match.group(1))
-            _check_named_like_ours(op, "mcry", lambda t, cs=cs: mcry_gate(t, cs), seen, where)
-            parsed.append(("mcry", qubits, _read_angle(op.params[0], where), cs))
+            check_named_like_ours(op, "mcry", lambda t, cs=cs: mcry_gate(t, cs), seen, where, limits)
+            parsed.append(("mcry", qubits, read_angle(op.params[0], where), cs))
 
         elif isinstance(op, XXPlusYYGate):
-            beta = _read_angle(op.params[1], where).value
+            beta = read_angle(op.params[1], where).value
             if beta is None:
                 raise CircuitError(f"{where}: xx_plus_yy needs a bound beta (±π/2), got {op.params[1]}")
             if math.isclose(beta, math.pi / 2, abs_tol=1e-12):
                 sign = 1
             elif math.isclose(beta, -math.pi / 2, abs_tol=1e-12):
-                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the docs/conventions.md trap
+                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the DESIGN §2 trap
             else:
                 raise CircuitError(
                     f"{where}: xx_plus_yy with beta={beta} is complex; only beta = ±π/2 is an RBS"
@@ -456,7 +418,7 @@ def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Cir
             count = n_params
         for name, qubits, angle, cs in parsed:
             gates.append(Gate(name, qubits, None if angle is None else slot_of[angle.param], cs))
-        return Circuit(qc.num_qubits, tuple(gates), count, meta), None
+        return Circuit(qc.num_qubits, tuple(gates), count, meta, code_space), None
 
     values: list[float] = []
     for name, qubits, angle, cs in parsed:
@@ -471,7 +433,18 @@ def from_qiskit(qc: QuantumCircuit, *, n_params: int | None = None) -> tuple[Cir
             raise CircuitError(f"n_params={n_params} is less than the {count} bound angles found")
         values += [0.0] * (n_params - count)
         count = n_params
-    return Circuit(qc.num_qubits, tuple(gates), count, meta), np.asarray(values, dtype=np.float64)
+    return Circuit(qc.num_qubits, tuple(gates), count, meta, code_space), np.asarray(values, dtype=np.float64)
+
+
+def _read_code_space(qc: QuantumCircuit, limits: Limits) -> CodeSpace | None:
+    """The code space :func:`to_qiskit` recorded in ``qc.metadata``, validated."""
+    meta = qc.metadata
+    if not isinstance(meta, dict) or CODE_SPACE_KEY not in meta:
+        return None
+    raw = meta[CODE_SPACE_KEY]
+    if not isinstance(raw, (list, tuple)) or len(raw) > (1 << min(qc.num_qubits, 40)):
+        raise CircuitError(f"circuit {qc.name!r}: metadata[{CODE_SPACE_KEY!r}] is not a list of basis indices")
+    return CodeSpace(tuple(raw))
 
 
 def _annotated_controlled_ry(op: Any) -> bool:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from quicq._optional import require
-
-require("qiskit_aer", "qiskit")  # first: without the extra, name the pip line
+from quicq.circuits.bitorder import bits_of, qiskit_index
 from quicq.circuits.ir import Circuit, CircuitError, check_angles, sector_indices
+from quicq.witnesses import WitnessError
 
 __all__ = ["aer_block", "aer_sector_block", "aer_unary_block"]
 
@@ -39,7 +39,7 @@ _AER_BASIS = ["cx", "cz", "ry", "rz", "h", "x", "z", "sx", "p", "u"]
 
 
 def _default_simulator():
-    from qiskit_aer import AerSimulator
+    AerSimulator = require("qiskit_aer", "qiskit").AerSimulator
 
     # One thread: Aer's OpenMP threading gains < 2x on small machines but loses ~10x when the
     # cores are shared (measured: n=16 pyramid, 16 columns, 3.0 s vs 28 s under load).
@@ -53,7 +53,7 @@ def _transpiled(circuit: Circuit):
 
 
 def _transpile(circuit: Circuit, simulator: Any):
-    from qiskit import transpile
+    transpile = require("qiskit", "qiskit").transpile
 
     from quicq.circuits.qiskit_io import to_qiskit
 
@@ -63,13 +63,11 @@ def _transpile(circuit: Circuit, simulator: Any):
         tqc = transpile(to_qiskit(circuit), backend=simulator, optimization_level=1)
     layout = tqc.layout
     if layout is not None and layout.final_index_layout() != list(range(circuit.n_qubits)):
-        raise RuntimeError(f"aer witness: transpiling permuted the qubits ({layout.final_index_layout()})")
+        raise WitnessError(f"aer witness: transpiling permuted the qubits ({layout.final_index_layout()})")
     return tqc
 
 
-def _reverse_bits(index: int, n: int) -> int:
-    """quicq basis index (qubit 0 = MSB) → Qiskit basis index (qubit 0 = LSB)."""
-    return int(format(index, f"0{n}b")[::-1], 2)
+_reverse_bits = qiskit_index  # quicq basis index (qubit 0 = MSB) → Qiskit's (qubit 0 = LSB)
 
 
 def _indices(name: str, values: Sequence[int], n: int) -> list[int]:
@@ -103,10 +101,10 @@ def aer_block(
 
     Returns:
         Real float64 array of shape (len(outputs), len(inputs)), or (B, len(outputs),
-        len(inputs)) for batched angles. Raises ``RuntimeError`` if Aer returns amplitudes with
+        len(inputs)) for batched angles. Raises ``WitnessError`` (a RuntimeError) if Aer returns amplitudes with
         an imaginary part above 1e-9 (quicq circuits are real, so that means a mapping bug).
     """
-    from qiskit import QuantumCircuit
+    QuantumCircuit = require("qiskit", "qiskit").QuantumCircuit
 
     if not isinstance(circuit, Circuit):
         raise CircuitError(f"aer_block expects a quicq Circuit, got {type(circuit).__name__}")
@@ -133,24 +131,24 @@ def aer_block(
         bound = body.assign_parameters({p: float(row[p.index]) for p in body.parameters})
         for idx in ins:
             qc = QuantumCircuit(n)
-            for q in range(n):
-                if (idx >> (n - 1 - q)) & 1:  # qubit q set in quicq's order
+            for q, bit in enumerate(bits_of(idx, n)):
+                if bit:
                     qc.x(q)
             qc.compose(bound, inplace=True)
             qc.save_statevector()
             circuits.append(qc)
     result = simulator.run(circuits).result()
     if not result.success:
-        raise RuntimeError(f"aer witness: the simulation failed: {result.status}")
+        raise WitnessError(f"aer witness: the simulation failed: {result.status}")
 
-    out_q = [_reverse_bits(i, n) for i in outs]
+    out_q = [qiskit_index(i, n) for i in outs]
     block = np.empty((rows.shape[0], len(outs), len(ins)))
     for c in range(len(circuits)):
         b, j = divmod(c, len(ins))
         col = np.asarray(result.data(c)["statevector"])[out_q]
         imag = float(np.max(np.abs(col.imag)))
         if imag > _IMAG_TOL:
-            raise RuntimeError(
+            raise WitnessError(
                 f"aer witness: input {ins[j]} gave complex amplitudes (max |imag| = {imag:.2e}); "
                 "quicq circuits are real, so a gate mapping is wrong"
             )

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from quicq.circuits._angles import angle_vector
+from quicq.circuits.bitorder import bits_of
 from quicq.circuits.ir import Circuit, CircuitError, sector_indices
 from quicq.circuits.pennylane_io import _import_pennylane, to_pennylane
+from quicq.witnesses import WitnessError
 
 # quicq circuits have real gates only, so every amplitude is real; a larger imaginary part
 # means a gate was mapped wrongly, and the witness says so instead of dropping it.
@@ -27,7 +29,10 @@ _IMAG_TOL = 1e-9
 
 
 def _indices(name: str, values: Sequence[int], n: int) -> list[int]:
-    out = [int(v) for v in values]
+    try:
+        out = [int(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise CircuitError(f"pennylane_block: {name} indices must be integers, got {values!r}") from exc
     for v, raw in zip(out, values):
         if v != raw or not 0 <= v < 2**n:
             raise CircuitError(f"pennylane_block: {name} index {raw!r} is not a basis index of {n} qubits")
@@ -75,12 +80,12 @@ def pennylane_block(
 
     block = np.empty((len(outs), len(ins)))
     for j, idx in enumerate(ins):
-        bits = np.array([(idx >> (n - 1 - q)) & 1 for q in range(n)], dtype=int)
+        bits = np.array(bits_of(idx, n), dtype=int)
         psi = np.asarray(run(bits))
         col = psi[outs]
         imag = float(np.max(np.abs(col.imag))) if col.size else 0.0
         if imag > _IMAG_TOL:
-            raise RuntimeError(
+            raise WitnessError(
                 f"pennylane_block: input {idx} gave complex amplitudes (max |imag| = {imag:.2e}); "
                 "quicq circuits are real, so a gate mapping is wrong"
             )
