@@ -2,9 +2,9 @@
 
 Compiled straight from the IR, never through Qiskit: ``qml.from_qiskit`` turns gates PennyLane
 lacks (``XXPlusYYGate``) into matrices without reversing Qiskit's qubit order, which flips the
-sign of every RBS angle (DESIGN §8).
+sign of every RBS angle (docs/design.md#environment).
 
-Gate mapping (DESIGN §2; each line is checked numerically in tests/test_conventions_pennylane.py):
+Gate mapping (docs/conventions.md; each line is checked numerically in tests/test_conventions_pennylane.py):
 
 * ``rbs(a, b)(θ)`` → ``qml.SingleExcitation(−2θ, wires=[a, b])``. PennyLane's
   SingleExcitation(φ) has the block [[cos φ/2, −sin φ/2], [sin φ/2, cos φ/2]] on (|01⟩, |10⟩),

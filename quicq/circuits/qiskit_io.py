@@ -1,6 +1,6 @@
 """Compile the quicq IR to Qiskit and read Qiskit circuits back.
 
-Conventions (DESIGN §2):
+Conventions (docs/conventions.md):
 
 * IR qubit j is Qiskit qubit j. Qiskit's statevectors and ``Operator`` matrices are
   little-endian (qubit 0 is the *least* significant bit) while quicq writes qubit 0 first;
@@ -70,7 +70,7 @@ CODE_SPACE_KEY = "quicq_code_space"
 
 
 class RBSGate(QiskitGate):
-    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (DESIGN §2).
+    """quicq's RBS(θ) as a named 2-qubit Qiskit gate (docs/conventions.md).
 
     On qubits [a, b]: identity on |00⟩, |11⟩ and [[cos θ, sin θ], [−sin θ, cos θ]] on
     span{|01⟩, |10⟩} with qubit a written first; equal to ``XXPlusYYGate(2θ, π/2)``.
@@ -375,7 +375,7 @@ def from_qiskit(
             if math.isclose(beta, math.pi / 2, abs_tol=1e-12):
                 sign = 1
             elif math.isclose(beta, -math.pi / 2, abs_tol=1e-12):
-                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the DESIGN §2 trap
+                sign = -1  # XXPlusYY(2θ, −π/2) = RBS(−θ): the docs/conventions.md trap
             else:
                 raise CircuitError(
                     f"{where}: xx_plus_yy with beta={beta} is complex; only beta = ±π/2 is an RBS"
