@@ -43,6 +43,8 @@ def test_fixed_seed_mutation_run_never_escapes_or_breaks_a_round_trip():
     (Q3 + "qubit[2] q;\nx $9999;\n", "hardware qubit"),
     (Q2 + "qreg q[4000];\n" + "h q;\n" * 600, r"up to [0-9,]+ gates.*limit 2,000,000"),
     (Q2 + "qreg q[2];\x00", "NUL"),
+    # found by benchmarks/fuzz.py: Qiskit builds this body lazily and raised TypeError
+    (Q2 + "gate rbs(theta) a, b { ry a; }\nqreg q[2];\nrbs(0.5) q[0], q[1];\n", "cannot build the definition"),
 ])
 def test_hostile_text_is_refused_before_parsing(text, match):
     with pytest.raises(QasmError, match=match) as info:

@@ -35,6 +35,14 @@ _MAX_DEPTH = 32
 _DIAGONAL = ("cz", "z")
 
 
+def _definition(op: Any, where: str) -> Any:
+    """``op.definition``; a foreign body that fails to build (Qiskit builds them lazily) is refused."""
+    try:
+        return op.definition
+    except Exception as exc:  # noqa: BLE001 - a body we cannot build cannot be trusted
+        raise CircuitError(f"{where}: cannot build the definition of gate {op.name!r}: {exc}") from exc
+
+
 def _flatten(qc: Any, where: str, limits: Limits) -> tuple[list[tuple[Any, tuple[int, ...]]], float]:
     """Primitive (standard-library) gates of ``qc`` on its own qubit indices, and the total phase."""
     from quicq.circuits.qiskit_io import RBSGate  # exact matrix, no need to expand it
@@ -68,7 +76,7 @@ def _flatten(qc: Any, where: str, limits: Limits) -> tuple[list[tuple[Any, tuple
                         f"gates (Limits.max_definition_ops)"
                     )
                 continue
-            definition = op.definition
+            definition = _definition(op, where)
             if definition is None:
                 raise CircuitError(f"{where}: gate {op.name!r} inside the body has no definition")
             walk(definition, qs, depth + 1)
@@ -109,7 +117,7 @@ def _bodies(op: Any) -> tuple[tuple, list[tuple[float, Any]]]:
     from quicq.circuits.qiskit_io import read_angle
 
     p = op.params[0]
-    definition = op.definition
+    definition = _definition(op, op.name)
     if isinstance(p, ParameterExpression) and p.parameters:
         if definition is None:
             return (op.name, op.num_qubits), []
