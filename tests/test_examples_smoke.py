@@ -81,17 +81,6 @@ def test_text_example(tmp_path):
     assert settings["seq_len"] == 16 and settings["methods"] == "head," + ADAPTER_METHODS
 
 
-def test_adapter_benchmark_quick(tmp_path):
-    out = tmp_path / "bench.json"
-    proc = _run("benchmarks/adapters.py", "--quick", "--json", str(out))
-    assert "time / LoRA" in proc.stdout
-    data = json.loads(out.read_text())
-    methods = [r["method"] for r in data["results"]]
-    assert methods == ["head", "lora", "oft", "boft", "quic-pyramid", "quic-butterfly", "quic-cayley", "qpeft"]
-    for r in data["results"]:
-        assert r["step_ms"] > 0 and r["peak_rss_mib"] > 0 and len(r["step_ms_all"]) == 2
-
-
 def test_param_table(tmp_path):
     out = tmp_path / "table.json"
     proc = _run("benchmarks/param_table.py", "--json", str(out))
