@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.round_ms <= 0:
         raise SystemExit("--threads and --repeats must be ≥ 1, --warmup ≥ 0, --round-ms > 0")
     if args.smoke:
-        args.repeats, args.warmup, args.round_ms = 1, 1, 20.0
+        args.repeats, args.warmup, args.round_ms, args.max_step_x = 1, 1, 20.0, float("inf")
         if args.profile == build_parser().get_default("profile"):
             args.profile = "quic-pyramid-k12@bert64-qv"
     from _bench import pin_threads, run_metadata
