@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise SystemExit(f"unknown method(s) {bad}; choose from {[m.name for m in methods]}")
         methods = [m for m in methods if m.name in want]
-    tasks = ([] if args.skip_models else [w.name for w in wls]) + ([] if args.skip_micro else ["micro"])
+    tasks = [] if args.skip_models else [w.name for w in wls]
+    if not args.skip_micro:  # the component timings come after the three q/v workloads
+        tasks.insert(min(3, len(tasks)), "micro")
     if args.task:  # worker: one task, its result as JSON on the last stdout line
         part = run_micro(args) if args.task == "micro" else \
             run_workload(next(w for w in wls if w.name == args.task), methods, args)
