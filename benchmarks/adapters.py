@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workloads", help="comma-separated subset of the workload names")
     p.add_argument("--methods", help="comma-separated subset of the method names (lora is always added)")
+    p.add_argument("--orthogonal-sizes", default="64,128,256,512,1024",
+                   help="n of the engine vs parametrizations.orthogonal comparison (default: %(default)s)")
+    p.add_argument("--ffsim-sizes", default="8,16,38", help="n of the engine vs ffsim comparison")
     p.add_argument("--skip-micro", action="store_true", help="only the model workloads")
     p.add_argument("--skip-models", action="store_true", help="only the component timings")
     p.add_argument("--profile", default="quic-pyramid-k12@bert1024-qv",
@@ -174,6 +177,10 @@ def _profile(live: dict[str, dict[str, Any]], args: argparse.Namespace, w: Any) 
             "trace": str(out / "adapters_profile.trace.json")}
 
 
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
 def run_micro(args: argparse.Namespace) -> dict[str, Any]:
     """The component timings, at issue sizes (or tiny ones with ``--smoke``)."""
     import _adapter_micro as mi
@@ -187,9 +194,9 @@ def run_micro(args: argparse.Namespace) -> dict[str, Any]:
         ("blocks_vs_frozen", lambda: [mi.blocks_vs_frozen(wd, tok, list(QUIC_PARAMETERIZATIONS), lr=args.lr, **kw)
                                       for wd, tok in ([(32, 32)] if tiny else [(768, 1024), (1024, 1024)])]),
         ("pauli_columns", lambda: mi.pauli_columns_time(16 if tiny else 768, 8, 1, **kw)),
-        ("orthogonal", lambda: mi.unary_vs_orthogonal([16] if tiny else [64, 128, 256, 512, 1024],
+        ("orthogonal", lambda: mi.unary_vs_orthogonal([16] if tiny else _ints(args.orthogonal_sizes),
                                                       scale=1e-2, **kw)),
-        ("ffsim", lambda: mi.weight2_vs_ffsim([6] if tiny else [8, 16, 38], **kw)),
+        ("ffsim", lambda: mi.weight2_vs_ffsim([6] if tiny else _ints(args.ffsim_sizes), **kw)),
     ]
     for key, fn in steps:
         t0 = time.perf_counter()

@@ -25,7 +25,7 @@ pytest.importorskip("sklearn")  # the digits CNN lives with the examples' data h
 def test_adapter_benchmark_smoke(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TQDM_DISABLE": "1"}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "adapters.py"), "--smoke", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     data = json.loads((tmp_path / "adapters.json").read_text())
     from quicq.adapters.config import QUIC_PARAMETERIZATIONS
