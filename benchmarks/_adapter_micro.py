@@ -60,8 +60,8 @@ def blocks_vs_frozen(width: int, tokens: int, parameterizations: list[str], *, l
                      warmup: int, target_ms: float, clock: str = "cpu") -> dict[str, Any]:
     """QuIC {1,2}, one block (n the largest with n + C(n,2) ≤ width), on a Linear(width, width).
 
-    Per parameterization: ``blocks`` = the block computation alone (engine forward + backward to
-    the angles); ``adapted`` = the adapted layer's forward + backward (to its input and the
+    Per parameterization: ``blocks`` = the block computation alone, forward + backward to the
+    angles (what the forward computes from the parameters: A, and any compound it forms densely); ``adapted`` = the adapted layer's forward + backward (to its input and the
     angles); ``frozen`` = the frozen layer's own forward + backward (to its input). The adapter's
     cost is adapted − frozen (blocks + apply); the goal is ≤ 1× frozen.
     """
@@ -84,7 +84,7 @@ def blocks_vs_frozen(width: int, tokens: int, parameterizations: list[str], *, l
         _moved(angles, lambda: (layer(x) ** 2).mean(), lr)
         fns[f"adapted-{p}"] = _fwd_bwd(lambda layer=layer: layer(x), [x, *angles])
         fns[f"blocks-{p}"] = _blocks_fwd_bwd(layer, angles)
-        info[p] = {"n": layer.circuit().n_qubits, "block_dims": [int(b.shape[-1]) for b in layer.blocks()]}
+        info[p] = {"n": layer.circuit().n_qubits, "computed_shapes": [list(b.shape) for b in _applied(layer)]}
     s = _calibrated(fns, repeats, warmup, target_ms, clock)
     rows = []
     for p in parameterizations:
@@ -97,11 +97,21 @@ def blocks_vs_frozen(width: int, tokens: int, parameterizations: list[str], *, l
     return {"width": width, "tokens": tokens, "rows": rows}
 
 
+def _applied(layer: nn.Module) -> list[torch.Tensor]:
+    """The tensors the layer's forward computes from its parameters before applying them: the
+    n×n matrix A (applied as exterior powers) and any compound formed densely; older layers
+    without ``applied_rotation`` give their dense blocks."""
+    if not hasattr(layer, "applied_rotation"):
+        return list(layer.blocks())
+    rot = layer.applied_rotation()
+    return ([] if rot.A is None else [rot.A]) + [d for d in (rot.dense or []) if d is not None]
+
+
 def _blocks_fwd_bwd(layer: nn.Module, angles: list[torch.Tensor]) -> Callable[[], None]:
     probes: list[torch.Tensor] = []
 
     def run() -> None:
-        blocks = layer.blocks()
+        blocks = _applied(layer)
         if not probes:
             gen = torch.Generator().manual_seed(0)
             probes.extend(torch.randn(b.shape, generator=gen, dtype=b.dtype) for b in blocks)

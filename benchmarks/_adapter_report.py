@@ -181,6 +181,9 @@ def render(result: dict[str, Any]) -> str:
     s = result["settings"]
     jobs = s.get("jobs", 0)
     parallel = f" ({jobs} worker processes side by side)" if jobs > 1 and not s.get("smoke") else ""
+    parts = [(wl["workload"], wl) for wl in result.get("workloads", [])] + [("micro", result.get("micro") or {})]
+    moved = [f"{name} at `{p['commit'][:12]}`" for name, p in parts if p.get("commit", result["commit"]) != result["commit"]]
+    other = f" Tasks run by workers at a later commit: {', '.join(moved)}." if moved else ""
     lines = ["# Adapter benchmark: step time and peak memory vs LoRA r=8", "",
              f"Commit `{result['commit'][:12]}`{' (dirty)' if result['dirty'] else ''}, {result['date']}, "
              f"`{result['command']}`.  ",
@@ -193,7 +196,7 @@ def render(result: dict[str, Any]) -> str:
              "ratios are per round (paired) then the median. Peak = trainable parameters + optimizer state + the "
              "CPU allocator's peak during one step (profiler memory events); the frozen model is the same for "
              "every method and is left out of *peak*.", "",
-             f"Tasks finished: {', '.join(result.get('done', [])) or 'none'}{parallel}.", ""]
+             f"Tasks finished: {', '.join(result.get('done', [])) or 'none'}{parallel}.{other}", ""]
     goals = goal_rows(result)
     if goals:
         met = sum(g["met"] for g in goals)

@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.task:  # worker: one task, its result as JSON on the last stdout line
         part = run_micro(args) if args.task == "micro" else \
             run_workload(next(w for w in wls if w.name == args.task), methods, args)
+        part.update(commit=meta["commit"], dirty=meta["dirty"])
         print("RESULT " + json.dumps(part))
         return 0
     t0 = time.perf_counter()
