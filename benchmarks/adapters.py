@@ -302,7 +302,8 @@ def _run_task(task: str, argv: list[str], log_dir: Path) -> dict[str, Any]:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = proc.stderr.strip().splitlines()[-5:]
-        err = f"worker exited {proc.returncode}: {' | '.join(tail)}"
+        how = f"stopped by signal {-proc.returncode}" if proc.returncode < 0 else f"exited {proc.returncode}"
+        err = f"worker {how}: {' | '.join(tail)}"
         return {"error": err} if task == "micro" else {"workload": task, "error": err, "rows": [], "errors": {},
                                                        "group": "", "description": "", "time_s": 0}
     return json.loads(lines[-1][len("RESULT "):])
