@@ -86,17 +86,6 @@ def test_text_example(tmp_path):
     assert data["settings"]["seq_len"] == 16 and data["settings"]["steps"] == 2
 
 
-def test_adapter_benchmark_quick(tmp_path):
-    out = tmp_path / "bench.json"
-    proc = _run("benchmarks/adapters.py", "--quick", "--json", str(out))
-    assert "time / LoRA" in proc.stdout
-    data = json.loads(out.read_text())
-    methods = [r["method"] for r in data["results"]]
-    assert methods == ["head", "lora", "oft", "boft", "quic-pyramid", "quic-butterfly", "quic-cayley", "qpeft"]
-    for r in data["results"]:
-        assert r["step_ms"] > 0 and r["peak_rss_mib"] > 0 and len(r["step_ms_all"]) == 2
-
-
 def test_param_table(tmp_path):
     out = tmp_path / "table.json"
     proc = _run("benchmarks/param_table.py", "--json", str(out))
