@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT))
 
-from data import load_minilm_classifier, rotten_tomatoes  # noqa: E402
+from quicq.tasks.text import load_minilm_classifier, rotten_tomatoes  # noqa: E402
 
-import quicq.adapters.layer as qlayer  # noqa: E402
+import quicq.adapters.quantum_peft as qlayer  # noqa: E402  (the study swaps its circuit builder)
 from quicq.adapters import QuantumPEFTConfig, get_quicq_model  # noqa: E402
 from quicq.circuits.pauli import pauli  # noqa: E402
 from quicq.engine.pauli_init import participation_ratio, pauli_start_angles  # noqa: E402
