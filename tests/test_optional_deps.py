@@ -351,12 +351,12 @@ def _reference_model():
 
 def _demo_plots():
     from pathlib import Path
-    from quicq.demo import _plots
-    _plots(Path(tempfile.mkdtemp()), {"a": [1.0, 0.5]}, {"a": [1.0]}, [], None)
+    from quicq.demo_report import plots
+    plots(Path(tempfile.mkdtemp()), {"a": [1.0, 0.5]}, {"a": [1.0]}, [], None)
 
 def _digits():
-    from quicq.hardware.train import digits_data
-    digits_data((0, 1))
+    from quicq.tasks.digits import digits_split
+    digits_split((0, 1))
 
 def _cli_run():
     import contextlib, io

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
 from quicq.circuits.ir import CircuitError
 from quicq.circuits.qasm_scan import Limits
 
@@ -112,6 +113,7 @@ def _evolve(ops: list, phase: float, n_qubits: int, where: str) -> np.ndarray:
 
 def _bodies(op: Any) -> tuple[tuple, list[tuple[float, Any]]]:
     """(cache key, [(θ, definition at θ)]): two generic angles for a symbolic gate, else its own."""
+    require("qiskit", "qiskit")
     from qiskit.circuit import ParameterExpression
 
     from quicq.circuits.qiskit_io import read_angle
@@ -131,6 +133,7 @@ def _bodies(op: Any) -> tuple[tuple, list[tuple[float, Any]]]:
 
 def _fbs_structure(ops: list, phase: float, width: int, core_expected: Any, where: str) -> str | None:
     """None if ``ops`` is FBS of ``width`` (see module docstring), else the reason it is not."""
+    require("qiskit", "qiskit")
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import Operator
 
@@ -171,6 +174,7 @@ def check_named_like_ours(
 
     ``expected(θ)`` builds quicq's own gate; ``seen`` caches what this import already checked.
     """
+    require("qiskit", "qiskit")
     from qiskit import QuantumCircuit
 
     from quicq.circuits.qiskit_io import RBSGate

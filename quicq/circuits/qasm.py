@@ -434,7 +434,7 @@ def from_qasm3(text: str, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Circuit, 
 
 def _qasm3_message(exc: BaseException, stderr: str) -> str:
     """One readable line: the parser's message (or its stderr diagnostics) and the location."""
-    from qiskit.exceptions import QiskitError
+    QiskitError = require("qiskit.exceptions", "qiskit").QiskitError
 
     detail = " ".join(str(exc).split())[:500]
     if detail and not isinstance(exc, QiskitError):

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from quicq._optional import require
 from quicq.circuits.ir import Circuit
 from quicq.hardware._qiskit import bitarray_bits
 from quicq.hardware.backends import Backend, Task, await_job
@@ -171,6 +172,7 @@ class PackedBackend(Backend):
 
     # ---- compilation ----------------------------------------------------------------------------
     def _transpiler(self, initial_layout: list[int]) -> Any:
+        require("qiskit", "qiskit")
         from qiskit.transpiler import generate_preset_pass_manager
 
         if self._device is not None:
@@ -189,6 +191,7 @@ class PackedBackend(Backend):
         if hit is not None:
             self._compiled.move_to_end(structure)
             return hit
+        require("qiskit", "qiskit")
         from qiskit import ClassicalRegister, QuantumCircuit
         from qiskit.circuit import ParameterVector
 
@@ -238,7 +241,7 @@ class PackedBackend(Backend):
         inner = self.inner
         if hasattr(inner, "simulator"):  # AerBackend: its simulator (noise model built once)
             if self._sampler is None:
-                from qiskit_aer.primitives import SamplerV2
+                SamplerV2 = require("qiskit_aer.primitives", "qiskit").SamplerV2
 
                 self._sampler = SamplerV2.from_backend(inner.simulator)
             self._sampler.options.run_options["seed_simulator"] = int(self._rng.integers(0, 2**31 - 1))

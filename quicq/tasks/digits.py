@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quicq._optional import MissingDependencyError, require
 from quicq.tasks.errors import DataUnavailable, TaskError
 
 __all__ = ["DIGITS_SOURCE", "DIGITS_TARGET", "DigitsCNN", "DigitsSplit", "digits_split", "load_digits_tensors",
@@ -38,16 +39,20 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     Read straight from the ``digits.csv.gz`` scikit-learn ships (importing ``sklearn.datasets``
     costs ~2 s); the values equal ``sklearn.datasets.load_digits``.
     """
-    spec = importlib.util.find_spec("sklearn")
+    try:
+        spec = importlib.util.find_spec("sklearn")
+    except ImportError:
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise DataUnavailable("the digits task needs scikit-learn (it ships the data): pip install scikit-learn")
+        raise MissingDependencyError("sklearn", "examples", needed_by=__name__,
+                                     reason="the digits task reads the data scikit-learn ships")
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     if path.is_file():
         with gzip.open(path, "rt") as fh:
             arr = np.loadtxt(fh, delimiter=",")
         images, target = arr[:, :-1].reshape(-1, 8, 8), arr[:, -1].astype(np.int64)
     else:  # pragma: no cover - a future scikit-learn may move the file
-        from sklearn.datasets import load_digits
+        load_digits = require("sklearn.datasets", "examples").load_digits
 
         data = load_digits()
         images, target = data.images, data.target

