@@ -278,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(ROOT / "results"), help="directory of accuracy.json/.md/.png")
     p.add_argument("--smoke", action="store_true", help="tiny data and steps, 1 lr, 1 seed, 4 methods (CI)")
     p.add_argument("--dry-run", action="store_true", help="print the next round of runs and exit")
+    p.add_argument("--report-only", action="store_true",
+                   help="recompute the summaries, accuracy.md and accuracy.png from accuracy.json; train nothing")
     return p
 
 
@@ -305,6 +307,20 @@ def _jobs(requested: int) -> int:
     return max(1, min(cores, int(cores - os.getloadavg()[0])))
 
 
+def report_only(args: argparse.Namespace, out: Path, data: dict[str, Any]) -> int:
+    """Rebuild every stored task summary (same task settings and command) and the md/png."""
+    from workloads import TaskSettings
+
+    for task, old in list(data["summaries"].items()):
+        plan = Plan(args, task, TaskSettings(**old["task_settings"]), [], "")
+        data["summaries"][task] = plan.summary(data["runs"], old["command"])
+    save_results(out / "accuracy.json", data, list(data["summaries"]))
+    (out / "accuracy.md").write_text(markdown(data["summaries"]) + "\n")
+    plot(data["summaries"], out / "accuracy.png")
+    print(markdown(data["summaries"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -322,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     jpath = out / "accuracy.json"
     data = load_results(jpath)
+    if args.report_only:
+        return report_only(args, out, data)
     commit = _git("rev-parse", "HEAD") + ("-dirty" if _git("status", "--porcelain", "--untracked-files=no") else "")
     command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in argv)
     plans = [Plan(args, t, task_settings(t, args), methods, commit) for t in tasks]

@@ -58,6 +58,7 @@ def summarize_method(runs: Sequence[dict[str, Any]], grid: Sequence[float]) -> d
         "test_min": test["min"], "test_max": test["max"],
         "step_ms": statistics.median([r["step_ms"] for r in at]) if at else None,
         "train_s": statistics.median([r["train_s"] for r in at]) if at else None,
+        "load_at_start": [r.get("load_at_start") for r in at],
         "errors": [r["error"] for r in at if r.get("error")],
         "commits": sorted({r.get("commit", "?") for r in at}),
     }
@@ -91,9 +92,12 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
            "degrees of freedom (a Cayley block stores n² numbers for n(n−1)/2). ⚠ = chosen lr at an edge "
            "of the swept range.", ""]
     for task, s in summaries.items():
+        loads = [v for r in s["methods"] for v in r.get("load_at_start") or [] if v is not None]
+        load = f"; 1-min load average {min(loads):.1f}–{max(loads):.1f} when runs started" if loads else ""
         out += [f"## {task}", "", f"`{s['command']}`", "",
                 f"{s['sizes']} examples (train / val / test), {s['recipe']}; {s['threads']} torch thread(s) per "
-                f"process, {s['cpu_count']} cores.", "",
+                f"process, {s['cpu_count']} cores{load} (step ms: median step of each run, median over seeds; "
+                "comparable only at similar load — benchmarks/adapters.py measures speed).", "",
                 "| method | stored params | effective | lr (val) | val acc | test acc | seeds | / LoRA | gain | "
                 "LoRA params / params | step ms |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -130,6 +130,11 @@ def test_smoke_run_and_resume(tmp_path):
     assert "seed=0: val" not in again.stdout
     data2 = json.loads((tmp_path / "accuracy.json").read_text())
     assert data2["runs"] == data["runs"] and len(data2["invocations"]) == 2
+    (tmp_path / "accuracy.md").unlink()
+    rep = subprocess.run([*cmd, "--report-only"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    assert "load average" in (tmp_path / "accuracy.md").read_text()
+    assert json.loads((tmp_path / "accuracy.json").read_text())["summaries"] == data2["summaries"]
 
 
 def test_bad_input_fails_before_work(tmp_path):
