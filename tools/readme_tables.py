@@ -191,8 +191,30 @@ def render_engine(data: Mapping[str, Any], arg: str | None = None) -> str:
     return table(["benchmark", "quicq", "baseline", "ratio", "goal"], body, "lrlrl")
 
 
+def _render_adapter_workloads(data: Mapping[str, Any]) -> str:
+    """benchmarks/adapters.py's per-workload layout: one row per method, per workload the median
+    step-time ratio to LoRA (round by round) and the peak-memory ratio."""
+    workloads = [w for w in data["workloads"] if w.get("rows")]
+    labels: dict[str, str] = {}
+    cells: dict[tuple[str, str], str] = {}
+    for w in workloads:
+        for r in w["rows"]:
+            m = r.get("method", DASH)
+            labels.setdefault(m, r.get("label") or m)
+            t = r.get("time_over_lora")
+            t = t.get("median") if isinstance(t, Mapping) else t
+            mem = r.get("peak_over_lora")
+            cells[(w["workload"], m)] = (f"{ratio(t)} / {ratio(mem)}" if isinstance(t, (int, float))
+                                         and isinstance(mem, (int, float)) else DASH)
+    body = [[labels[m]] + [cells.get((w["workload"], m), DASH) for w in workloads] for m in labels]
+    head = ["method"] + [f"{w['workload']}: time / memory vs LoRA" for w in workloads]
+    return table(head, body)
+
+
 def render_adapters(data: Mapping[str, Any], arg: str | None = None) -> str:
     """benchmarks/adapters.py: per-method step time and memory, with ratios to LoRA."""
+    if isinstance(data.get("workloads"), list) and data["workloads"] and isinstance(data["workloads"][0], Mapping):
+        return _render_adapter_workloads(data)
     rows = _records(data, ("results", "rows", "methods"))
     if not rows or "step_ms" not in rows[0]:
         return render_generic(data, arg)
