@@ -47,6 +47,30 @@ APPLY_MODES: tuple[str, ...] = ("auto", "activations", "weight")
 CHART_STARTS: tuple[str, ...] = ("sorting", "identity")
 COMPOUND_MODES: tuple[str, ...] = ("auto", "exterior", "dense")
 ALL_LINEAR = "all-linear"
+#: peft's TaskType values; the classification ones train the model's head.
+TASK_TYPES: tuple[str, ...] = ("SEQ_CLS", "TOKEN_CLS", "CAUSAL_LM", "SEQ_2_SEQ_LM", "QUESTION_ANS",
+                               "FEATURE_EXTRACTION")
+CLASSIFICATION_TASKS: tuple[str, ...] = ("SEQ_CLS", "TOKEN_CLS")
+#: peft (LoRA) field names and what quicq calls them.
+PEFT_FIELD_HINTS: dict[str, str] = {
+    "r": "QuantumPEFTConfig(rank=…) is the rank; QuICConfig sizes blocks with n_blocks / block_size",
+    "lora_alpha": "QuantumPEFTConfig(alpha=…) (scale = alpha / rank)",
+    "lora_dropout": "quicq adapters have no dropout",
+    "bias": "quicq never trains biases; list a module in modules_to_save to train it whole",
+    "fan_in_fan_out": "not needed: transformers' Conv1D is recognised by its type",
+    "use_rslora": "QuantumPEFTConfig(scale=…) sets the scale directly",
+    "peft_type": "the config class chooses the method (QuICConfig or QuantumPEFTConfig)",
+    "layers_to_transform": "use target_modules with a regex",
+    "rank_pattern": "not supported: one rank per adapter",
+    "block_size": "QuICConfig(block_size=…) (for OFT users: the size of each rotated block)",
+}
+
+
+def unknown_fields_message(cls: type, unknown: list[str], known: set[str]) -> str:
+    """The error for unknown config fields, with quicq's name for every peft field it recognises."""
+    hints = [f"'{u}': {PEFT_FIELD_HINTS[u]}" for u in unknown if u in PEFT_FIELD_HINTS and u not in known]
+    msg = f"unknown {cls.__name__} field(s) {unknown}; known fields: {sorted(known)}"
+    return msg + ("; peft names → quicq: " + "; ".join(hints) if hints else "")
 
 
 class AdapterConfigError(QuicqError, ValueError):
@@ -98,6 +122,10 @@ class AdapterConfig:
         init_weights: ``True`` (default) starts at the identity / ΔW = 0, so the adapted model
             starts as the pretrained one. ``False`` draws small random parameters (N(0, 0.1²)):
             meant for tests and ablations.
+        task_type: peft's task types. ``"SEQ_CLS"`` / ``"TOKEN_CLS"`` add the model's fresh head
+            (``classifier`` or ``score``) to ``modules_to_save``, as peft does; the others only
+            record the task.
+        inference_mode: peft's flag: the adapter is created frozen.
     """
 
     method: ClassVar[str] = ""
@@ -106,8 +134,17 @@ class AdapterConfig:
     exclude_modules: list[str] | str | None = None
     modules_to_save: list[str] | None = None
     init_weights: bool = True
+    task_type: str | None = None
+    inference_mode: bool = False
 
     def __post_init__(self) -> None:
+        if self.task_type is not None:
+            tt = getattr(self.task_type, "value", self.task_type)  # peft's TaskType is a str Enum
+            if not isinstance(tt, str) or tt not in TASK_TYPES:
+                raise AdapterConfigError(f"task_type must be one of {list(TASK_TYPES)} or None, got {self.task_type!r}")
+            self.task_type = str(tt)
+        if not isinstance(self.inference_mode, bool):
+            raise AdapterConfigError(f"inference_mode must be True or False, got {self.inference_mode!r}")
         if self.target_modules is None:
             raise AdapterConfigError(
                 f"{type(self).__name__} needs target_modules: a list of module names (e.g. "
@@ -138,9 +175,7 @@ class AdapterConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise AdapterConfigError(
-                f"unknown {cls.__name__} field(s) {unknown}; known fields: {sorted(known)}"
-            )
+            raise AdapterConfigError(unknown_fields_message(cls, unknown, known))
         return cls(**data)
 
 
@@ -294,6 +329,25 @@ class QuantumPEFTConfig(AdapterConfig):
         """The factor ΔW is multiplied by."""
         return float(self.alpha) / self.rank if self.alpha is not None else float(self.scale)
 
+
+def _answer_peft_names(cls: type[AdapterConfig]) -> None:
+    """Wrap the dataclass __init__ so peft's field names get quicq's error with a hint, not a
+    bare TypeError about an unexpected keyword."""
+    init = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise AdapterConfigError(unknown_fields_message(cls, unknown, known))
+        init(self, *args, **kwargs)
+
+    __init__.__doc__, __init__.__wrapped__ = init.__doc__, init  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+_answer_peft_names(QuICConfig)
+_answer_peft_names(QuantumPEFTConfig)
 
 METHODS: dict[str, type[AdapterConfig]] = {"quic": QuICConfig, "quantum_peft": QuantumPEFTConfig}
 

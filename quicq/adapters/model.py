@@ -13,6 +13,7 @@ import inspect
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,38 @@ from quicq.adapters.io import read_adapter, save_adapter
 from quicq.adapters.targeting import LAYER_CLASSES, AdapterPlan, plan_adapter, set_submodule
 from quicq.adapters.tuner import AdapterError, ModulesToSaveWrapper, QuicqTunerLayer
 
-__all__ = ["LAYER_CLASSES", "AdapterPlan", "QuicqModel", "get_quicq_model", "plan_adapter"]
+__all__ = ["LAYER_CLASSES", "AdapterPlan", "LayerStatus", "ModelStatus", "QuicqModel", "get_quicq_model",
+           "plan_adapter"]
+
+
+@dataclass
+class LayerStatus:
+    """State of one adapted module (the fields of peft's ``TunerLayerStatus``)."""
+
+    name: str
+    module_type: str
+    enabled: bool
+    active_adapters: list[str]
+    merged_adapters: list[str]
+    requires_grad: dict[str, bool]
+    available_adapters: list[str]
+    devices: dict[str, list[str]]
+
+
+@dataclass
+class ModelStatus:
+    """Model-wide adapter state (the fields of peft's ``TunerModelStatus``); "irregular" where
+    layers disagree."""
+
+    base_model_type: str
+    adapter_type: list[str]
+    base_params: int
+    trainable_params: int
+    enabled: bool | str
+    active_adapters: list[str] | str
+    merged_adapters: list[str] | str
+    requires_grad: dict[str, bool | str]
+    available_adapters: list[str]
 
 # ---------------------------------------------------------------------------------------------
 # The wrapper
@@ -80,7 +112,7 @@ class QuicqModel(nn.Module):
         self._apply_plan(plan)
         for p in self.base_model.parameters():
             p.requires_grad_(False)
-        self.set_adapter(adapter_name)
+        self.set_adapter(adapter_name, inference_mode=config.inference_mode)
 
     # -- delegation ---------------------------------------------------------------------------
     forward = _ForwardDescriptor()  # type: ignore[assignment]
@@ -260,6 +292,51 @@ class QuicqModel(nn.Module):
             layers = {n: layers[n] for n in module_names}
         for layer in layers.values():
             layer.set_block_source(source, adapter_name)
+
+    # -- status (peft's names) -----------------------------------------------------------------
+    def get_layer_status(self) -> list[LayerStatus]:
+        """One :class:`LayerStatus` per adapted module (peft's ``get_layer_status``)."""
+        out = []
+        for name, layer in self.quicq_layers().items():
+            grads = {a: all(getattr(layer, attr)[a].requires_grad for attr in layer.adapter_layer_names)
+                     for a in layer.adapter_names()}
+            devices = {a: sorted({str(getattr(layer, attr)[a].device) for attr in layer.adapter_layer_names})
+                       for a in layer.adapter_names()}
+            out.append(LayerStatus(name, type(layer.get_base_layer()).__name__, not layer.disable_adapters,
+                                   list(layer.active_adapters), list(layer.merged_adapters), grads,
+                                   layer.adapter_names(), devices))
+        return out
+
+    def get_model_status(self) -> ModelStatus:
+        """The model-wide summary of :meth:`get_layer_status` (peft's ``get_model_status``)."""
+        layers = self.get_layer_status()
+        trainable, total = self.get_nb_trainable_parameters()
+
+        def agree(values: list[Any]) -> Any:
+            return values[0] if values and all(v == values[0] for v in values) else "irregular"
+
+        names = sorted({a for s in layers for a in s.available_adapters})
+        return ModelStatus(type(self.base_model).__name__, [type(self.peft_config[a]).__name__ for a in names],
+                           total - trainable, trainable, agree([s.enabled for s in layers]),
+                           agree([s.active_adapters for s in layers]), agree([s.merged_adapters for s in layers]),
+                           {a: agree([s.requires_grad.get(a) for s in layers if a in s.requires_grad]) for a in names},
+                           names)
+
+    def set_requires_grad(self, adapter_names: str | Sequence[str], requires_grad: bool = True) -> None:
+        """Make the named adapters' parameters (and their modules_to_save copies) trainable or not."""
+        names = [adapter_names] if isinstance(adapter_names, str) else list(adapter_names)
+        unknown = [a for a in names if a not in self.peft_config]
+        if unknown:
+            raise AdapterConfigError(f"unknown adapter(s) {unknown}; available: {list(self.peft_config)}")
+        for layer in self.quicq_layers().values():
+            for attr in layer.adapter_layer_names:
+                for a, p in getattr(layer, attr).items():
+                    if a in names:
+                        p.requires_grad_(requires_grad)
+        for w in self._saved_wrappers().values():
+            for a, m in w.modules_to_save.items():
+                if a in names:
+                    m.requires_grad_(requires_grad)
 
     # -- parameters ---------------------------------------------------------------------------
     def get_nb_trainable_parameters(self) -> tuple[int, int]:

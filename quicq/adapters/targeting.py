@@ -9,13 +9,14 @@ module and its size — which :class:`~quicq.adapters.model.QuicqModel` applies 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from quicq.adapters.config import ALL_LINEAR, AdapterConfig, AdapterConfigError
+from quicq.adapters.config import ALL_LINEAR, CLASSIFICATION_TASKS, AdapterConfig, AdapterConfigError
 from quicq.adapters.geometry import conv1d_class, layer_geometry
 from quicq.adapters.quantum_peft import QuantumPEFTLayer, QuantumPEFTSpec
 from quicq.adapters.quic import QuICLayer, QuICSpec
@@ -133,7 +134,14 @@ def plan_adapter(model: nn.Module, config: AdapterConfig, adapter_name: str = "d
     if config.method not in LAYER_CLASSES:
         raise AdapterConfigError(f"unknown adapter method {config.method!r}")
     layer_cls, spec_cls = LAYER_CLASSES[config.method]
-    saved_specs = config.modules_to_save or []
+    saved_specs = list(config.modules_to_save or [])
+    heads = [h for h in HEAD_NAMES if isinstance(model._modules.get(h), nn.Module)]
+    if config.task_type in CLASSIFICATION_TASKS:  # peft's rule: a classification task trains its head
+        saved_specs += [h for h in heads if h not in saved_specs]
+    elif heads and config.task_type is None and not any(h in saved_specs for h in heads):
+        warnings.warn(
+            f"the model has a task head {heads} that stays frozen (it is not in modules_to_save); if it "
+            f"is freshly initialised, pass modules_to_save={heads!r} or task_type='SEQ_CLS'", stacklevel=3)
     saved: list[tuple[str, nn.Module]] = []
     for entry in saved_specs:
         hits = [(n, m) for n, m in _candidates(model) if n and _name_matches([entry], n)]
