@@ -82,8 +82,43 @@ def _flatten(qc: Any, where: str, limits: Limits) -> tuple[list[tuple[Any, tuple
                 raise CircuitError(f"{where}: gate {op.name!r} inside the body has no definition")
             walk(definition, qs, depth + 1)
 
+    _check_expanded_size(qc, where, limits, RBSGate)
     walk(qc, tuple(range(qc.num_qubits)), 0)
     return out, phase
+
+
+def _check_expanded_size(qc: Any, where: str, limits: Limits, rbs_type: type) -> None:
+    """Refuse a body whose full expansion exceeds ``limits.max_definition_ops`` *before* expanding
+    it: sizes are memoised per gate name, so a doubling chain of k definitions costs k definition
+    builds, not 2^k (Qiskit builds each instance's definition anew, ~2 ms each)."""
+    memo: dict[tuple[str, int], int] = {}
+
+    def size(circ: Any, depth: int) -> int:
+        if depth > _MAX_DEPTH:
+            raise CircuitError(f"{where}: gate definitions nest more than {_MAX_DEPTH} levels deep")
+        total = 0
+        for inst in circ.data:
+            op = inst.operation
+            if op.name in ("barrier", "measure", "reset"):
+                continue
+            if getattr(op, "_standard_gate", None) is not None or (
+                type(op) is rbs_type and not getattr(op.params[0], "parameters", None)
+            ):
+                total += 1
+            else:
+                key = (op.name, op.num_qubits)
+                if key not in memo:
+                    definition = _definition(op, where)
+                    memo[key] = 1 if definition is None else size(definition, depth + 1)
+                total += memo[key]
+            if total > limits.max_definition_ops:
+                raise CircuitError(
+                    f"{where}: the gate's body expands to more than {limits.max_definition_ops:,} "
+                    f"gates (Limits.max_definition_ops)"
+                )
+        return total
+
+    size(qc, 0)
 
 
 @lru_cache(maxsize=32)
