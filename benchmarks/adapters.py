@@ -221,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             args.profile = "quic-pyramid-k12@bert64-qv"
     from _bench import pin_threads, run_metadata
 
-    pin_threads(args.threads)
+    pin_threads(args.threads)  # BLAS variables first, then torch.set_num_threads (see _bench.py)
+    import torch
+
+    assert torch.get_num_threads() == args.threads, "threads must be pinned before timing"
     if args.clock == "auto":
         args.clock = "cpu" if args.threads == 1 else "wall"
     import _adapter_methods as am

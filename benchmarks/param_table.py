@@ -96,6 +96,9 @@ def to_markdown(table: list[dict[str, Any]], lora_col: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    torch.set_num_threads(1)  # any timing here is comparable across runs on shared cores
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--orders", default="1,2", help="QuIC Hamming weights K (default: %(default)s)")
     p.add_argument("--lora-r", type=int, default=8)

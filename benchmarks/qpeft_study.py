@@ -227,7 +227,7 @@ def train(run: Run, task: Task, steps: int, batch: int, state_dir: Path) -> dict
 
 def test_accuracy(run: Run, task: Task, state_dir: Path) -> float:
     model, _, _ = build(run)
-    state = torch.load(state_dir / (run.key.replace("/", "_") + ".pt"))
+    state = torch.load(state_dir / (run.key.replace("/", "_") + ".pt"), weights_only=True)  # tensors only, no pickle
     missing = set(state) - set(model.state_dict())
     assert not missing, missing
     model.load_state_dict(state, strict=False)

@@ -128,16 +128,6 @@ class QuantumPEFTLayer(QuicqTunerLayer):
         self.qpeft_spec[adapter_name] = spec
         self.set_adapter(self.active_adapters)
 
-    def _name(self, adapter_name: str | None) -> str:
-        if adapter_name is None:
-            chain = self._chain() or self.adapter_names()
-            if not chain:
-                raise AdapterError(f"{self._where()} holds no adapter")
-            return chain[0]
-        if adapter_name not in self.qpeft_spec:
-            raise AdapterError(f"{self._where()} has no adapter {adapter_name!r}; it has {self.adapter_names()}")
-        return adapter_name
-
     def circuit(self, adapter_name: str | None = None, which: str = "u") -> Circuit:
         """The Pauli circuit of U (``which="u"``, on d_out) or V (``"v"``, on d_in)."""
         spec = self.qpeft_spec[self._name(adapter_name)]

@@ -182,16 +182,6 @@ class QuICLayer(QuicqTunerLayer):
         self.set_adapter(self.active_adapters)
 
     # -- circuits and blocks ------------------------------------------------------------------
-    def _name(self, adapter_name: str | None) -> str:
-        if adapter_name is None:
-            chain = self._chain() or self.adapter_names()
-            if not chain:
-                raise AdapterError(f"{self._where()} holds no adapter")
-            return chain[0]
-        if adapter_name not in self.quic_spec:
-            raise AdapterError(f"{self._where()} has no adapter {adapter_name!r}; it has {self.adapter_names()}")
-        return adapter_name
-
     def parameterization(self, adapter_name: str | None = None) -> Parameterization:
         """The parameterization object of an adapter's blocks."""
         return self.quic_spec[self._name(adapter_name)].param

@@ -136,6 +136,17 @@ class QuicqTunerLayer(nn.Module):
                 rest = [min(self.adapter_names())]
             self.set_adapter(rest)
 
+    def _name(self, adapter_name: str | None) -> str:
+        """``adapter_name``, or the first active (else first) adapter when None; raises naming the module."""
+        if adapter_name is None:
+            chain = self._chain() or self.adapter_names()
+            if not chain:
+                raise AdapterError(f"{self._where()} holds no adapter")
+            return chain[0]
+        if adapter_name not in self.adapter_names():
+            raise AdapterError(f"{self._where()} has no adapter {adapter_name!r}; it has {self.adapter_names()}")
+        return adapter_name
+
     def _where(self) -> str:
         return f"module {self.module_name!r}" if self.module_name else type(self).__name__
 
