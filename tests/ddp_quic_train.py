@@ -6,6 +6,9 @@ Launched by tests/test_adapters_ddp.py; exits non-zero on any mismatch.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -38,9 +41,18 @@ def main() -> None:
     assert all(torch.equal(gathered[0], t) for t in gathered), "ranks disagree on the adapter parameters"
     assert all(not torch.equal(a, b) for a, b in zip(start, params)), "some adapter parameter did not train"
     if rank == 0:
-        print(f"DDP_OK world={world} params={flat.numel()}")
+        print(f"DDP_OK world={world} params={flat.numel()}", flush=True)
+    # Tear down together: a rank that destroys its gloo group while the peer still holds the
+    # connection can abort in gloo's C++ destructors ("terminate called without an active
+    # exception", seen once in CI after DDP_OK was printed).
+    dist.barrier()
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the checks above passed and were reported; what remains is
+    # static destruction of gloo/torch C++ state, which is where the CI abort happened.
+    os._exit(0)
