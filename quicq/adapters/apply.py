@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from quicq.engine import compound
-from quicq.engine.exterior import dense_cost, exterior_apply, exterior_cheaper, exterior_cost, flush_tiny
+from quicq.engine.exterior import block_matmul, dense_cost, exterior_apply, exterior_cheaper, exterior_cost, flush_tiny
 
 __all__ = ["Rotation", "apply_blocks", "apply_rotation", "rotation_cost"]
 
@@ -79,11 +79,7 @@ def rotation_cost(n: int, orders: Sequence[int], mode: str = "auto") -> int:
 
 def _dense_apply(v: torch.Tensor, B: torch.Tensor, transpose: bool) -> torch.Tensor:
     """v (…, N, D) ↦ B_i v_i per block (Bᵀ with ``transpose``); B (N', D, D)."""
-    if transpose:
-        B = B.transpose(-1, -2)
-    if B.shape[0] == 1:
-        return v @ B[0].t()
-    return torch.matmul(v.unsqueeze(-2), B.transpose(-1, -2)).squeeze(-2)
+    return block_matmul(v, B.transpose(-1, -2) if transpose else B)
 
 
 def apply_rotation(t: torch.Tensor, rot: Rotation, axis: int, n_blocks: int, block_size: int,
@@ -96,23 +92,27 @@ def apply_rotation(t: torch.Tensor, rot: Rotation, axis: int, n_blocks: int, blo
     t = t.movedim(axis, -1)
     lead, d = t.shape[:-1], t.shape[-1]
     used = n_blocks * block_size
-    head = t[..., :used].reshape(*lead, n_blocks, block_size)
-    parts, off = [], 0
-    for i, k in enumerate(rot.orders):
+    head, *tail = t.split([used, d - used], dim=-1) if used < d else (t,)
+    head = head.reshape(*lead, n_blocks, block_size)
+    dims = [B.shape[-1] if B is not None else math.comb(rot.n, k)
+            for k, B in zip(rot.orders, rot.dense or [None] * len(rot.orders))]
+    rest = block_size - sum(dims)
+    # split, not slicing: its backward is one cat, where each slice's backward would be a
+    # zero-filled copy of the whole head
+    pieces = head.split(dims + ([rest] if rest else []), dim=-1)
+    parts = []
+    for i, (k, v) in enumerate(zip(rot.orders, pieces)):
         B = rot.dense[i] if rot.dense else None
-        D = B.shape[-1] if B is not None else math.comb(rot.n, k)
-        v = head[..., off:off + D]
         if B is not None:
             parts.append(_dense_apply(v, B, transpose))
         else:
             assert rot.A is not None
             parts.append(exterior_apply(rot.A, v, k, transpose=transpose))
-        off += D
-    if off < block_size:
-        parts.append(head[..., off:])
-    out = torch.cat(parts, dim=-1).reshape(*lead, used)
-    if used < d:
-        out = torch.cat([out, t[..., used:]], dim=-1)
+    if rest:
+        parts.append(pieces[-1])
+    out = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)).reshape(*lead, used)
+    if tail:
+        out = torch.cat([out, tail[0]], dim=-1)
     return out.movedim(-1, axis)
 
 

@@ -112,30 +112,40 @@ def _sandwich(U: torch.Tensor, v: torch.Tensor, up: torch.Tensor, low: torch.Ten
 
 
 class _Exterior2(torch.autograd.Function):
-    """C_2(U)·v for pair-major v; saves only U and v (C(n,2) numbers per token)."""
+    """C_2(U)·v for token-major v (B, M, D) → (B, M, D); saves only U and v (pair-major).
+
+    The kernels want pair-major (B, D, M) operands (tokens innermost); the transposes in and out
+    are explicit contiguous copies here, because a strided transpose left to the caller's cat
+    (or to the slice's backward) runs several times slower than ``copy_``'s blocked one."""
 
     @staticmethod
     def forward(ctx, U: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         n = U.shape[-1]
         up, low = (t.to(v.device) for t in _pair_index(n))
+        v = v.transpose(1, 2).contiguous()
         ctx.save_for_backward(U, v)
         ctx.idx = (up, low)
-        return _sandwich(U, v, up, low)
+        return _sandwich(U, v, up, low).transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         U, v = ctx.saved_tensors
         up, low = ctx.idx
-        g = g.contiguous()
+        B, _, M = v.shape
+        n = U.shape[-1]
+        G = _antisym(g.transpose(1, 2).contiguous(), up, low, n)  # (B, c, a, t), built once for both
         gv = gU = None
-        if ctx.needs_input_grad[1]:  # ∂L/∂v = upper(Uᵀ G U): the same kernel with Uᵀ
-            gv = _sandwich(U.transpose(-1, -2).contiguous(), g, up, low)
-        if ctx.needs_input_grad[0]:  # ∂L/∂U = −Σ_t G_t·(U X_t)
-            B, _, M = v.shape
-            n = U.shape[-1]
-            G = _antisym(g, up, low, n)  # (B, a, c, t)
-            W = torch.matmul(U, _antisym(v, up, low, n).view(B, n, n * M)).view(B, n, n, M)  # (B, c, b, t)
-            gU = -torch.matmul(G.reshape(B, n, n * M), W.permute(0, 1, 3, 2).reshape(B, n * M, n))
+        if ctx.needs_input_grad[1]:  # ∂L/∂v = upper(Uᵀ G U): the forward kernel with Uᵀ
+            Ut = U.transpose(-1, -2).contiguous()
+            Y2 = torch.matmul(Ut, G.view(B, n, n * M)).view(B, n, n, M)
+            gv = torch.matmul(Ut.unsqueeze(1), Y2).view(B, n * n, M).index_select(1, up)
+            gv = gv.transpose(1, 2).contiguous()
+        if ctx.needs_input_grad[0]:
+            # L = ½Σ_t⟨G_t, U X_t Uᵀ⟩, so ∂L/∂U = ½Σ_t (G_t U X_tᵀ + G_tᵀ U X_t) = −Σ_t G_t·(U X_t)
+            # (G, X antisymmetric). With Y[c] = (U X)[c, :, :] that is Σ_c G[c]·Y[c]ᵀ, since
+            # G[c, a, t] = −G[a, c, t]: a bmm over c, tokens as the long inner dimension, no copies.
+            Y = torch.matmul(U, _antisym(v, up, low, n).view(B, n, n * M)).view(B, n, n, M)
+            gU = torch.matmul(G, Y.transpose(-1, -2)).sum(1)
         return gU, gv
 
 
@@ -186,6 +196,20 @@ def _exterior_k(U: torch.Tensor, v: torch.Tensor, k: int) -> torch.Tensor:
     return T.view(B, M, n ** k).index_select(-1, gather)
 
 
+def block_matmul(v: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """v (…, N, D) ↦ B_i·v_i per block i; ``B`` (N', D, D) with N' ∈ {1, N}.
+
+    Blocks are the batch of one bmm over (N, tokens, D): broadcasting ``v.unsqueeze(-2) @ Bᵀ``
+    instead would expand B to one copy per token (128 MB for 1024 tokens × 32 blocks of 32)."""
+    N, D = v.shape[-2], v.shape[-1]
+    if B.shape[0] == 1:
+        return v @ B[0].t()
+    lead = v.shape[:-2]
+    vb = v.reshape(-1, N, D).transpose(0, 1)  # (N, tokens, D)
+    out = torch.bmm(vb, B.transpose(-1, -2))
+    return out.transpose(0, 1).reshape(*lead, N, D)
+
+
 def exterior_apply(U: torch.Tensor, v: torch.Tensor, k: int, *, transpose: bool = False) -> torch.Tensor:
     """C_k(U)·v (or C_k(U)ᵀ·v) per block, never forming C_k(U).
 
@@ -200,18 +224,14 @@ def exterior_apply(U: torch.Tensor, v: torch.Tensor, k: int, *, transpose: bool 
         raise ValueError(f"weight-{k} coordinates of n={n} have size {math.comb(n, k)}, got {D}")
     lead = v.shape[:-2]
     if k == 1:
-        return torch.matmul(v.unsqueeze(-2), U.transpose(-1, -2)).squeeze(-2) if U.shape[0] == N else v @ U[0].t()
+        return block_matmul(v, U)
     M = math.prod(lead)
     U = U.contiguous()
-    if k == 2:  # pair-major layout: (B, D, tokens)
+    if k == 2:  # token-major (B, tokens, D) views; the Function transposes
         if U.shape[0] == 1:
-            vb = v.reshape(M * N, D).t().unsqueeze(0)
-        else:
-            vb = v.reshape(M, N, D).permute(1, 2, 0)
-        out = _Exterior2.apply(U, vb.contiguous())
-        if U.shape[0] == 1:
-            return out[0].t().reshape(*lead, N, D)
-        return out.permute(2, 0, 1).reshape(*lead, N, D)
+            return _Exterior2.apply(U, v.reshape(1, M * N, D)).reshape(*lead, N, D)
+        out = _Exterior2.apply(U, v.reshape(M, N, D).transpose(0, 1))
+        return out.transpose(0, 1).reshape(*lead, N, D)
     if U.shape[0] == 1:  # one U for every block: all blocks are one batch
         vb = v.reshape(1, M * N, D)
     else:
