@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import nn
 
+from quicq.adapters.column_batch import column_batch
 from quicq.adapters.config import AdapterConfig, AdapterConfigError, QuantumPEFTConfig, QuICConfig
 from quicq.adapters.io import read_adapter, save_adapter
 from quicq.adapters.targeting import LAYER_CLASSES, AdapterPlan, plan_adapter, set_submodule
@@ -71,7 +72,8 @@ class _Forward:
         self._module = module
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._module(*args, **kwargs)
+        with column_batch(self._module):  # every layer's Pauli columns in one engine call
+            return self._module(*args, **kwargs)
 
     @property
     def __signature__(self) -> inspect.Signature:
@@ -80,7 +82,8 @@ class _Forward:
 
 def _forward(self: QuicqModel, *args: Any, **kwargs: Any) -> Any:
     """Call the base model with the same arguments."""
-    return self.base_model(*args, **kwargs)
+    with column_batch(self.base_model):
+        return self.base_model(*args, **kwargs)
 
 
 class _ForwardDescriptor:
