@@ -109,6 +109,8 @@ def lr_hint(spec: MethodSpec, settings: dict[str, Any], *, targets: Sequence[str
     if spec.kind not in ("quic", "qpeft"):
         return None
     hint = getattr(adapter_config(spec, settings, targets=targets, head=head), "lr_hint", None)
+    if isinstance(hint, dict):  # per parameter group (Quantum-PEFT): the swept lr is the angles'
+        hint = hint.get("theta")
     return float(hint) if isinstance(hint, (int, float)) and hint > 0 else None
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quicq.adapters.config import QUIC_PARAMETERIZATIONS
+from quicq.adapters.config import QUIC_PARAMETERIZATIONS, QuantumPEFTConfig
 
 KINDS = ("head", "full", "lora", "oft", "boft", "quic", "qpeft")
 
@@ -89,7 +89,10 @@ METHOD_SPECS: dict[str, MethodSpec] = {m.name: m for m in [
     *_quic_rows(),
     MethodSpec("qpeft", "qpeft", "Quantum-PEFT rank 8, 1 layer", {"rank": 8, "n_layers": 1},
                grid={"text": (1e-2, 3e-2, 1e-1), "digits": (3e-2, 1e-1, 3e-1)},
-               lr_groups={"qpeft_lambda": 1.0, "qpeft_theta": 1.0}),
+               # the swept lr is the angles' lr; λ gets the library's ratio (lr_hint: θ 5e-2, λ 2e-1,
+               # chosen on validation in benchmarks/qpeft_study.py)
+               lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
+                          "qpeft_theta": 1.0}),
 ]}
 
 #: What the harness runs by default: every method but full fine-tuning.
