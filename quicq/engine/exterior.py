@@ -196,12 +196,25 @@ def _exterior_k(U: torch.Tensor, v: torch.Tensor, k: int) -> torch.Tensor:
     return T.view(B, M, n ** k).index_select(-1, gather)
 
 
+def _compact(v: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``v``, copied when autograd would save it for B's gradient and it is a small view.
+
+    A saved view keeps its whole base alive: the k = 1 slice (n of d columns) of a layer output
+    would hold the full output (3 MB per layer at 1024 tokens × 768) where its own copy takes
+    n/d of that."""
+    if not (B.requires_grad and torch.is_grad_enabled()):
+        return v
+    held = v.untyped_storage().nbytes() // max(1, v.element_size())
+    return v.clone(memory_format=torch.contiguous_format) if 2 * v.numel() <= held else v
+
+
 def block_matmul(v: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """v (…, N, D) ↦ B_i·v_i per block i; ``B`` (N', D, D) with N' ∈ {1, N}.
 
     Blocks are the batch of one bmm over (N, tokens, D): broadcasting ``v.unsqueeze(-2) @ Bᵀ``
     instead would expand B to one copy per token (128 MB for 1024 tokens × 32 blocks of 32)."""
     N, D = v.shape[-2], v.shape[-1]
+    v = _compact(v, B)
     if B.shape[0] == 1:
         return v @ B[0].t()
     lead = v.shape[:-2]
