@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from quicq.adapters.column_batch import column_batch
+from quicq.adapters.forward_batch import forward_batch
 from quicq.adapters.config import AdapterConfig, AdapterConfigError, QuantumPEFTConfig, QuICConfig
 from quicq.adapters.io import read_adapter, save_adapter
 from quicq.adapters.targeting import LAYER_CLASSES, AdapterPlan, plan_adapter, set_submodule
@@ -72,7 +72,7 @@ class _Forward:
         self._module = module
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with column_batch(self._module):  # every layer's Pauli columns in one engine call
+        with forward_batch(self._module):  # every layer's blocks / columns in one engine call
             return self._module(*args, **kwargs)
 
     @property
@@ -82,7 +82,7 @@ class _Forward:
 
 def _forward(self: QuicqModel, *args: Any, **kwargs: Any) -> Any:
     """Call the base model with the same arguments."""
-    with column_batch(self.base_model):
+    with forward_batch(self.base_model):
         return self.base_model(*args, **kwargs)
 
 

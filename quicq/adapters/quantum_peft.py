@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quicq.adapters.column_batch import ColumnBatch
+from quicq.adapters.forward_batch import ForwardBatch
 from quicq.adapters.config import AdapterConfigError, QuantumPEFTConfig
 from quicq.adapters.geometry import adapter_dtype, canonical_weight, layer_geometry, write_canonical_weight
 from quicq.adapters.tuner import AdapterError, QuicqTunerLayer
@@ -106,8 +106,8 @@ class QuantumPEFTLayer(QuicqTunerLayer):
         self.qpeft_lambda = nn.ParameterDict()
         self.qpeft_spec: dict[str, QuantumPEFTSpec] = {}
         self.qpeft_block_source: dict[str, ColumnSource] = {}
-        #: set by :func:`quicq.adapters.column_batch.column_batch` during a model forward
-        self.column_batch: ColumnBatch | None = None
+        #: set by :func:`quicq.adapters.forward_batch.forward_batch` during a model forward
+        self.forward_batch: ForwardBatch | None = None
 
     def update_layer(self, adapter_name: str, spec: QuantumPEFTSpec, init_weights: bool = True) -> None:
         """Add adapter ``adapter_name``: angles from the spec's start rule, λ = 0 (ΔW = 0); with
@@ -175,7 +175,7 @@ class QuantumPEFTLayer(QuicqTunerLayer):
         spec = self.qpeft_spec[name]
         lam = self.qpeft_lambda[name]
         source = self.qpeft_block_source.get(name)
-        hit = self.column_batch.lookup(self, name) if source is None and self.column_batch is not None else None
+        hit = self.forward_batch.columns(self, name) if source is None and self.forward_batch is not None else None
         if hit is not None:
             source = hit
         elif source is None:

@@ -29,6 +29,7 @@ from torch import nn
 
 from quicq.adapters.apply import Rotation, apply_rotation, rotation_cost
 from quicq.adapters.config import AdapterConfigError, QuICConfig
+from quicq.adapters.forward_batch import ForwardBatch
 from quicq.adapters.counts import quic_block_dim
 from quicq.adapters.geometry import (adapter_dtype, canonical_weight, channel_axis, forward_with_weight,
                                      layer_geometry, write_canonical_weight)
@@ -166,6 +167,8 @@ class QuICLayer(QuicqTunerLayer):
         self.quic_block_source: dict[str, BlockSource] = {}
         self.apply_mode = "auto"
         self.last_apply_mode: str | None = None  # "activations" | "weight": what the last forward did
+        #: set by :func:`quicq.adapters.forward_batch.forward_batch` during a model forward
+        self.forward_batch: ForwardBatch | None = None
 
     def update_layer(self, adapter_name: str, spec: QuICSpec, init_weights: bool = True) -> None:
         """Add adapter ``adapter_name`` with geometry ``spec`` (identity unless init_weights=False)."""
@@ -265,7 +268,9 @@ class QuICLayer(QuicqTunerLayer):
         spec, p = self.quic_spec[name], self.quic_params[name]
         src = self._source_blocks(name)
         if src is None:
-            return Rotation.from_matrix(spec.param.matrix(p), spec.orders, mode=spec.compound_mode)
+            A = self.forward_batch.matrix(self, name) if self.forward_batch is not None else None
+            A = spec.param.matrix(p) if A is None else A
+            return Rotation.from_matrix(A, spec.orders, mode=spec.compound_mode)
         refs = self._reference_blocks(spec)
         if refs is not None:
             src = [B @ R.to(B.dtype).to(B.device).t() for B, R in zip(src, refs)]

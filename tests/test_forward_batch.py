@@ -1,5 +1,6 @@
-"""A model forward computes every Quantum-PEFT layer's Pauli columns in one engine call per
-circuit (quicq.adapters.column_batch), with exactly the per-layer results and gradients."""
+"""A model forward computes every adapted layer's QuIC blocks / Pauli columns in one engine call
+per parameterization or circuit (quicq.adapters.forward_batch), with exactly the per-layer
+results and gradients."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import torch
 from torch import nn
 
 import quicq.engine.pauli as pauli_engine
-from quicq import QuantumPEFTConfig, get_quicq_model
+import quicq.adapters.parameterizations as charts
+from quicq import QuantumPEFTConfig, QuICConfig, get_quicq_model
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -62,7 +64,7 @@ def test_batch_is_cleared_after_forward_and_skips_sourced_adapters():
     qm = _adapted()
     qm(torch.randn(2, 16))
     layers = [m for m in qm.modules() if hasattr(m, "qpeft_spec")]
-    assert layers and all(m.column_batch is None for m in layers)
+    assert layers and all(m.forward_batch is None for m in layers)
     # a layer with its own column source keeps using it inside a model forward
     first = layers[0]
     U, lam, V = first.factors()
@@ -73,3 +75,35 @@ def test_batch_is_cleared_after_forward_and_skips_sourced_adapters():
     assert torch.isfinite(out).all()
     got = first.factors()
     torch.testing.assert_close(got[0], fixed[0])
+
+
+def test_quic_blocks_batched_per_parameterization(monkeypatch):
+    """Four QuIC layers, two widths: one matrix() call per parameterization object."""
+    qm = get_quicq_model(_model(), QuICConfig(target_modules=["0", "2", "4", "6"], orders=(1, 2), n_blocks=1))
+    with torch.no_grad():
+        for name, p in qm.named_parameters():
+            if "quic" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    calls: list[int] = []
+    real = charts.Parameterization.matrix
+
+    def counting(self, params):
+        calls.append(params.shape[0])
+        return real(self, params)
+
+    monkeypatch.setattr(charts.Parameterization, "matrix", counting)
+    x = torch.randn(3, 16)
+    y = qm(x)
+    # widths 16, 16, 8, 8 → n = 5, 5, 3, 3: two parameterizations, two blocks each
+    assert sorted(calls) == [2, 2]
+    y.square().sum().backward()
+    batched = {n: p.grad.clone() for n, p in qm.named_parameters() if p.grad is not None}
+    calls.clear()
+    qm.zero_grad()
+    y2 = qm.base_model(x)
+    assert calls == [1, 1, 1, 1]
+    torch.testing.assert_close(y2, y, rtol=0, atol=1e-6)
+    y2.square().sum().backward()
+    for n, p in qm.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, batched[n], rtol=1e-5, atol=1e-6)
