@@ -49,13 +49,9 @@ import torch
 from quicq.circuits.ir import Circuit, CircuitError, Gate
 from quicq.circuits.pauli import code_indices
 from quicq.hardware.outcome import Outcome
-from quicq.hardware.tomography import (
-    Tomography,
-    basis_prep,
-    magnitudes,
-    pair_prep,
-    polar,
-)
+from quicq.hardware.estimators import magnitudes, polar
+from quicq.hardware.preparations import basis_prep, pair_prep
+from quicq.hardware.tomography_base import Tomography
 
 KEY = "columns"
 
