@@ -10,8 +10,9 @@ Rows, for pyramid block circuits on n = 3..8 qubits (``--quick``: 3..4):
 * **hybrid-step overhead** — one training step of a model whose QuIC layer (orders {1,2}, 4
   blocks, n qubits) takes its blocks from Aer with parameter-shift gradients: wall time of the
   step against the time spent waiting for Aer's sampler jobs (the primitive calls, measured by
-  wrapping :func:`quicq.hardware.aer.await_job`). Overhead = step / primitive − 1 (goal ≤ 8%),
-  measured inside the same step (paired), median over ``--repeats`` steps.
+  wrapping the ``await_job`` of :mod:`quicq.hardware.qiskit_backend`, where every sampler job is
+  awaited). Overhead = step / primitive − 1 (goal ≤ 8%), measured inside the same step (paired),
+  median over ``--repeats`` steps.
   Everything quicq does around the simulator counts as overhead: building PUBs, unpacking
   bits, tomography reduction, the torch forward/backward and the optimizer.
 
@@ -63,13 +64,13 @@ def shot_error(n: int, shots: int, blocks: int, seed: int) -> float:
 
 
 class _PrimitiveTimer:
-    """Wraps ``quicq.hardware.aer.await_job``: total seconds spent waiting for sampler jobs."""
+    """Wraps ``quicq.hardware.qiskit_backend.await_job``: total seconds spent waiting for sampler jobs."""
 
     def __init__(self) -> None:
-        from quicq.hardware import aer
+        from quicq.hardware import qiskit_backend
 
-        self._mod = aer
-        self._orig = aer.await_job
+        self._mod = qiskit_backend
+        self._orig = qiskit_backend.await_job
         self.seconds = 0.0
 
     def __enter__(self) -> _PrimitiveTimer:

@@ -88,16 +88,15 @@ def resolve_device(backend: Any, *, shots: int, optimization_level: int, seed_tr
             backend = backend_from_spec(spec, shots=shots)
         except (ValueError, TypeError) as exc:
             raise PlanError(f"backend {backend!r}: {exc}") from None
-    cache = getattr(backend, "transpile_cache", None)
-    if cache is not None:  # a quicq Aer / IBM Runtime backend
-        device = getattr(backend, "device", None)
-        sim = getattr(backend, "simulator", None)
-        target = with_durations(device.target if device is not None else getattr(sim, "target", None))
+    if _is_qiskit_backend(backend):  # a quicq Aer / IBM Runtime backend: its own compile cache
+        cache = backend.transpile_cache
+        device = backend.device
+        target = with_durations(device.target if device is not None else backend.transpile_backend.target)
         rep = getattr(device, "default_rep_delay", None) if device is not None else None
-        return PlanDevice(str(backend.name), getattr(backend, "max_qubits", None), target,
+        return PlanDevice(str(backend.name), backend.max_qubits, target,
                           lambda c: cache.get(c, "measure").circuit,
                           (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None,
-                          coupling_graph(device if device is not None else getattr(sim, "target", None)))
+                          coupling_graph(device if device is not None else backend.transpile_backend.target))
     if hasattr(backend, "target") and hasattr(backend, "num_qubits"):  # a Qiskit BackendV2
         rep = getattr(backend, "default_rep_delay", None)
         target = with_durations(backend.target)
@@ -110,6 +109,14 @@ def resolve_device(backend: Any, *, shots: int, optimization_level: int, seed_tr
 
     return PlanDevice(str(getattr(backend, "name", "simulator")), getattr(backend, "max_qubits", None), None,
                       preset_transpiler(AerSimulator(), optimization_level, seed_transpiler), None)
+
+
+def _is_qiskit_backend(backend: Any) -> bool:
+    """True for a quicq Qiskit backend; none can exist unless its module was imported (no import here)."""
+    import sys
+
+    mod = sys.modules.get("quicq.hardware.qiskit_backend")
+    return mod is not None and isinstance(backend, mod.QiskitBackend)
 
 
 def coupling_graph(device: Any) -> Any:
