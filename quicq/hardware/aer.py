@@ -28,7 +28,7 @@ from quicq.hardware._qiskit import (
     CompileCache,
     check_layout,
     layout_transpiler,
-    little_to_quicq,
+    quicq_index_table,
 )
 from quicq.hardware.backends import Task, await_job
 from quicq.hardware.errors import MitigationError
@@ -240,7 +240,7 @@ class AerBackend(QiskitBackend):
         result = await_job(job, self.timeout)
         out, pos = [], 0
         for (circuit, angles), size in zip(tasks, sizes):
-            perm = little_to_quicq(circuit.n_qubits)
+            perm = quicq_index_table(circuit.n_qubits)
             probs = np.stack([np.asarray(result.data(pos + i)["probabilities"], dtype=float)[perm]
                               for i in range(size)])
             pos += size

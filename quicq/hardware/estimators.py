@@ -9,6 +9,8 @@ The derivations are in the docstring of :mod:`quicq.hardware.tomography`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -75,6 +77,18 @@ def shot_variance(mean: np.ndarray, shots: int | None) -> np.ndarray:
     return np.maximum(1.0 - mean**2, 1.0 / shots) / shots
 
 
+@functools.lru_cache(maxsize=64)
+def _minor_tables(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every weight-k subset S: its elements s_p (D, k), and the rank of S∖s_p among (k−1)-subsets."""
+    prev = {s: i for i, s in enumerate(subsets(n, k - 1))}
+    subs = subsets(n, k)
+    elem = np.array(subs, dtype=np.int64)
+    rank = np.array([[prev[s[:p] + s[p + 1:]] for p in range(k)] for s in subs], dtype=np.int64)
+    elem.setflags(write=False)
+    rank.setflags(write=False)
+    return elem, rank
+
+
 def compound_with_errors(U: np.ndarray, se: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """C_k(U) and first-order propagated standard errors (independent entry errors ``se``).
 
@@ -89,10 +103,7 @@ def compound_with_errors(U: np.ndarray, se: np.ndarray, k: int) -> tuple[np.ndar
     if k == 1:
         return Ck, se.copy()
     Cm = compound(Ut, k - 1).numpy() ** 2
-    prev = {s: i for i, s in enumerate(subsets(n, k - 1))}
-    subs = subsets(n, k)
-    elem = np.array(subs, dtype=np.int64)  # (D, k)
-    rank = np.array([[prev[s[:p] + s[p + 1:]] for p in range(k)] for s in subs], dtype=np.int64)
+    elem, rank = _minor_tables(n, k)  # (D, k) each
     var = np.zeros_like(Ck)
     se2 = se**2
     for p in range(k):

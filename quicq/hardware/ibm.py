@@ -324,19 +324,19 @@ class IBMRuntimeBackend(QiskitBackend):
         assert shots is not None  # checked by Backend.sample (supports_exact is False)
         return self._run_shots(tasks, shots)
 
-    def fit_shots(self, bits: np.ndarray, shots: int) -> np.ndarray:
+    def fit_shots(self, per_shot: np.ndarray, shots: int) -> np.ndarray:
         """Exactly ``shots`` shots per binding.
 
         With twirling the sampler rounds shots up to whole randomisations (1000 → 16 × 64).
         The extra shots are dropped by a uniformly random choice, so every randomisation keeps
         its expected share.
         """
-        if bits.shape[1] < shots:
-            return super().fit_shots(bits, shots)  # fewer than asked: an error
-        if bits.shape[1] == shots:
-            return bits
-        keep = np.sort(self._rng.permutation(bits.shape[1])[:shots])
-        return bits[:, keep]
+        if per_shot.shape[1] < shots:
+            return super().fit_shots(per_shot, shots)  # fewer than asked: an error
+        if per_shot.shape[1] == shots:
+            return per_shot
+        keep = np.sort(self._rng.permutation(per_shot.shape[1])[:shots])
+        return per_shot[:, keep]
 
     def close(self) -> None:
         """Close an open Batch/Session (no-op in job mode)."""

@@ -3,8 +3,8 @@
 An 8-qubit block circuit uses 8 of a 127/133-qubit device. :class:`PackedBackend` places up to
 m independent circuit executions (a circuit at one angle binding each) on m *disjoint connected
 qubit chains* of the device, runs them as one wide circuit, measures every qubit once and splits
-the bits back per circuit (``BitArray.slice_bits``). Every placed execution gets the full shot
-count, so a task list of E executions costs ⌈E/m⌉ wide executions instead of E.
+the bits back per circuit. Every placed execution gets the full shot count, so a task list of E
+executions costs ⌈E/m⌉ wide executions instead of E.
 
 * **Chains** (:func:`~quicq.hardware.chains.find_chains`) are simple paths in the coupling map, found greedily with
   a Warnsdorff rule (extend a path to the neighbour with the fewest free neighbours, start at
@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from quicq._optional import require
+from quicq.circuits.bitorder import bits_to_index
 from quicq.circuits.ir import Circuit
-from quicq.hardware._qiskit import bitarray_bits
+from quicq.hardware._qiskit import unpacked_clbits
 from quicq.hardware.backends import Backend, Task
 from quicq.hardware.chains import (
     PackingError,
@@ -256,17 +257,18 @@ class PackedBackend(Backend):
                     meta.append((pub, offsets, r))
         result = self.inner.run_pubs(pubs, shots, seed=int(self._rng.integers(1, 2**31 - 1)))
         self.wide_executions += sum(len(p.rows) for p in plan)
-        out = [np.zeros((a.shape[0], shots, c.n_qubits), dtype=np.uint8) for c, a in tasks]
+        out = [np.zeros((a.shape[0], shots), dtype=np.int64) for _, a in tasks]
         for i, (pub, offsets, row) in enumerate(meta):
-            ba = getattr(result[i].data, "packed")
+            clbits = unpacked_clbits(getattr(result[i].data, "packed"))  # (rows, shots', all bits), unpacked once
             rows = pub.rows if row is None else (pub.rows[row],)
             for j, off in enumerate(offsets):
                 n = circuits[pub.tasks[j]].n_qubits
-                bits = self.inner.fit_shots(bitarray_bits(ba.slice_bits(list(range(off, off + n))), n), shots)
+                # slot j's qubit q was measured into classical bit off + q
+                idx = self.inner.fit_shots(bits_to_index(clbits[..., off:off + n]), shots)
                 for r, slot_row in enumerate(rows):
                     t, b = slot_row[j]
-                    out[t][b] = bits[r]
-        return [Outcome.from_bits(b) for b in out]
+                    out[t][b] = idx[r]
+        return [Outcome(c.n_qubits, shots, indices=o) for (c, _), o in zip(tasks, out)]
 
     def __repr__(self) -> str:
         return f"PackedBackend({self.inner!r}, max_slots={self.max_slots}, spacing={self.spacing})"

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from quicq.hardware._qiskit import CompileCache, pub_bits, sampler_pubs
+from quicq.hardware._qiskit import CompileCache, pub_indices, sampler_pubs
 from quicq.hardware.backends import Backend, Task, await_job
 from quicq.hardware.errors import BackendError
 from quicq.hardware.outcome import Outcome
@@ -84,23 +84,24 @@ class QiskitBackend(Backend):
             logger.log(self.job_log_level, "%s: submitted %d PUBs as job %s", self.name, len(pubs), _job_id(job))
         return await_job(job, self.timeout)
 
-    def fit_shots(self, bits: np.ndarray, shots: int) -> np.ndarray:
-        """(B, shots', n) bits of one PUB → exactly ``shots`` shots per binding.
+    def fit_shots(self, per_shot: np.ndarray, shots: int) -> np.ndarray:
+        """Per-shot results of one PUB, (B, shots', ...) → exactly ``shots`` shots per binding.
 
         The base version only checks the count; a sampler that rounds shots up (IBM Runtime
         with twirling) overrides it.
         """
-        if bits.shape[1] != shots:
-            raise BackendError(f"{self.name}: the sampler returned {bits.shape[1]} shots, {shots} were asked for")
-        return bits
+        if per_shot.shape[1] != shots:
+            raise BackendError(f"{self.name}: the sampler returned {per_shot.shape[1]} shots, {shots} were asked for")
+        return per_shot
 
     def _run_shots(self, tasks: list[Task], shots: int) -> list[Outcome]:
         """Every task as PUBs of one job, bits back in quicq's qubit order, with measured qubits."""
         compiled = [self._cache.get(c, "measure") for c, _ in tasks]
         pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
         result = self.run_pubs(pubs, shots)
-        bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
-        return [Outcome.from_bits(self.fit_shots(b, shots), comp.measured_qubits) for b, comp in zip(bits, compiled)]
+        indices = pub_indices(result, used, [c.n_qubits for c, _ in tasks])
+        return [Outcome(c.n_qubits, shots, indices=self.fit_shots(idx, shots), physical_qubits=comp.measured_qubits)
+                for (c, _), idx, comp in zip(tasks, indices, compiled)]
 
 
 def _job_id(job: Any) -> str:

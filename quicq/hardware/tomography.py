@@ -257,6 +257,8 @@ class BlockTomography(Tomography):
         return out
 
     def reduce(self, outcomes: list[Outcome], angles: np.ndarray, shots: int | None) -> dict[str, Any]:
+        from quicq.engine import compound
+
         B = angles.shape[0]
         measured = self._measured(outcomes, shots)
         blocks, stderr, raw, kept, details = {}, {}, {}, {}, {}
@@ -276,6 +278,6 @@ class BlockTomography(Tomography):
             else:
                 U = measured[1]
                 blocks[k], stderr[k] = compound_with_errors(U["block"], U["stderr"], k)
-                raw[k] = compound_with_errors(U["raw"], U["stderr"], k)[0]
+                raw[k] = compound(torch.as_tensor(U["raw"], dtype=torch.float64), k).numpy()
                 kept[k] = U["kept"] if k == 1 else None
         return {"blocks": blocks, "stderr": stderr, "raw": raw, "kept": kept, "details": details}
