@@ -405,4 +405,3 @@ def _is_ibm_device(device: Any) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(device, IBMBackend)
-

@@ -260,4 +260,3 @@ class PauliTomography(Tomography):
         stderr = np.zeros_like(V) if shots is None else np.sqrt(var_m)
         return {"blocks": {KEY: block}, "stderr": {KEY: stderr}, "raw": {KEY: V}, "kept": {KEY: kept},
                 "details": {"magnitude": m, "sign_components": n_components, "logical_basis": self.basis_label}}
-
