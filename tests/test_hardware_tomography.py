@@ -254,3 +254,29 @@ def test_postselection_keeps_only_the_right_weight():
     assert np.allclose(m2, np.sqrt(0.45))
     assert sector_indices(2, 1) == [2, 1]
     assert math.isclose(float(var[0, 0]), 0.5 / (4 * 900))
+
+
+def test_pauli_tomography_rows_are_the_circuits_code_space():
+    """The logical basis is the IR's code space (metadata or not); without one, all 2^n states, reported."""
+    from quicq.circuits.codespace import CodeSpace
+    from quicq.engine import statevector_block
+
+    c6 = pauli(6, 1)  # N = 6 Gray-coded on 3 qubits: code words 0 1 2 3 6 7
+    bare = Circuit(c6.n_qubits, c6.gates, c6.n_params, {}, c6.code_space)  # layout metadata lost
+    th = _angles(c6, 2)
+    ref = pauli_columns(c6, torch.tensor(th), 3).numpy()
+    for circ in (c6, bare):
+        res = PauliTomography(circ, 3).run(ExactBackend(), th, shots=None)
+        assert res["columns"].shape == (2, 6, 3) and res.details["logical_basis"] == "code space N=6"
+        assert np.abs(res["columns"] - ref).max() < 1e-8
+    # a circuit without a code space: every basis state is logical (N = 2^n), and the result says so
+    generic = Circuit(2, (Gate("ry", (0,), 0), Gate("cz", (0, 1)), Gate("ry", (1,), 1)), 2)
+    th2 = _angles(generic, 2)
+    res = PauliTomography(generic, 2).run(ExactBackend(), th2, shots=None)
+    assert res.details["logical_basis"] == "computational basis N=2^2"
+    full = statevector_block(generic, torch.tensor(th2), [0, 1], [0, 1, 2, 3]).numpy()
+    assert np.abs(res["columns"] - full).max() < 1e-8
+    # layout metadata and code space that disagree: refused, not guessed
+    wrong = Circuit(c6.n_qubits, c6.gates, c6.n_params, dict(c6.meta), CodeSpace(tuple(range(5))))
+    with pytest.raises(CircuitError, match="N=6 but its code space has 5"):
+        PauliTomography(wrong, 3)

@@ -122,3 +122,68 @@ def test_a_pack_that_does_not_fit_fails_before_submitting():
     with pytest.raises(PackingError, match="spacing"):
         PackedBackend(AerBackend(), spacing=2)
     assert wide.n_qubits == 5
+
+
+# ---- the public backend surface packing uses ----------------------------------------------------
+
+
+class _Counting:
+    """A real sampler behind a call counter."""
+
+    def __init__(self, sampler):
+        self.sampler, self.calls = sampler, 0
+
+    def run(self, pubs, shots=None):
+        self.calls += 1
+        return self.sampler.run(pubs, shots=shots)
+
+
+def test_qiskit_backends_expose_device_sampler_and_transpile_backend():
+    from quicq.hardware.ibm import IBMRuntimeBackend
+    from quicq.hardware.qiskit_backend import QiskitBackend
+
+    ideal, noisy = AerBackend(64, seed=1), AerBackend(64, seed=1, noise="FakeManilaV2")
+    ibm = IBMRuntimeBackend("FakeManilaV2", shots=64, seed=1)
+    assert all(isinstance(b, QiskitBackend) for b in (ideal, noisy, ibm))
+    assert ideal.device is None and ideal.transpile_backend is ideal.simulator
+    assert noisy.device.name == "fake_manila" and noisy.transpile_backend is noisy.simulator
+    assert ibm.device.name == "fake_manila" and ibm.transpile_backend is ibm.device
+    s = noisy.sampler(seed=11)  # built once, seeded per job
+    assert noisy.sampler(seed=12) is s and s.options.run_options["seed_simulator"] == 12
+    assert ibm.sampler(seed=13).options.simulator.seed_simulator == 13
+    from qiskit_aer.primitives import SamplerV2
+
+    mine = _Counting(SamplerV2(seed=3))
+    assert AerBackend(64, sampler=mine).sampler(seed=99) is mine  # a user's sampler is not touched
+    with pytest.raises(BackendError, match="returned 64 shots, 100 were asked"):
+        ideal.fit_shots(np.zeros((1, 64, 2), dtype=np.uint8), 100)
+    assert ibm.fit_shots(np.zeros((2, 80, 3), dtype=np.uint8), 64).shape == (2, 64, 3)  # twirling rounds up
+
+
+def test_packing_runs_on_the_wrapped_backends_sampler():
+    """The pack goes through the inner backend's own sampler (a user's one included), one job per call."""
+    from qiskit_aer.primitives import SamplerV2
+
+    mine = _Counting(SamplerV2(seed=5))
+    c = pyramid(3)
+    plan = BlockTomography(c, (1,), magnitudes=False)
+    th = np.random.default_rng(1).uniform(-1, 1, (2, c.n_params))
+    packed = PackedBackend(AerBackend(2000, sampler=mine), max_slots=2, seed=1)
+    res = plan.run(packed, th)
+    assert mine.calls == 1 and packed.wide_executions == len(plan.circuits)
+    assert np.abs(res.blocks[1] - plan.exact(torch.as_tensor(th))[0].numpy()).max() < 0.12
+
+
+def test_packing_on_an_ibm_runtime_fake_device_agrees_with_exact():
+    """IBM Runtime (local mode, FakeManila's 5-qubit line): two 2-qubit chains, one packed job."""
+    from quicq.hardware.ibm import IBMRuntimeBackend
+
+    c = pyramid(2)
+    plan = BlockTomography(c, (1,))
+    th = np.random.default_rng(2).uniform(-1, 1, (2, c.n_params))
+    packed = PackedBackend(IBMRuntimeBackend("FakeManilaV2", shots=2000, seed=4), seed=6)
+    assert packed.slots(2) == 2
+    res = plan.run(packed, th)
+    assert packed.wide_executions == len(plan.circuits)  # 2 bindings side by side per circuit
+    exact = plan.exact(torch.as_tensor(th))[0].numpy()
+    assert np.abs(res.blocks[1] - exact).max() < 0.15  # FakeManila's noise, 2000 shots

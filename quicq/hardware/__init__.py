@@ -3,6 +3,8 @@
 * Backends (one interface, :class:`Backend`): :class:`ExactBackend` (torch engine),
   :class:`AerBackend` (Qiskit Aer, ideal or device noise), :class:`IBMRuntimeBackend` (IBM
   Runtime SamplerV2: real devices or fake devices offline), :class:`PennyLaneBackend`.
+  The two Qiskit ones share a public surface for wrappers (:class:`QiskitBackend`: ``device``,
+  ``transpile_backend``, ``sampler()``, ``run_pubs()``), which :class:`PackedBackend` builds on.
   Each ``sample(tasks, shots)`` call is one job; transient failures are retried with backoff,
   then :class:`BackendError`; permanent ones (TypeError, a rejected circuit) fail at once.
 * Mitigation (:mod:`quicq.hardware.mitigation`): Hamming-weight post-selection, M3 readout
@@ -51,6 +53,7 @@ _LAZY = {
     "RuntimeAccount": "quicq.hardware.ibm",
     "fake_backend": "quicq.hardware.ibm",
     "PackedBackend": "quicq.hardware.packing",
+    "QiskitBackend": "quicq.hardware.qiskit_backend",
     "ModelHardwareBridge": "quicq.hardware.model_bridge",
 }
 
@@ -87,6 +90,7 @@ __all__ = [
     "PackedBackend",
     "PauliTomography",
     "PennyLaneBackend",
+    "QiskitBackend",
     "RuntimeAccount",
     "Tomography",
     "TomographyResult",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from quicq._optional import require
 require("qiskit", "qiskit")  # first: without the extra, name the pip line
 from qiskit import QuantumCircuit
 
+from quicq.circuits.bitorder import bits_to_index, qiskit_permutation
 from quicq.circuits.ir import Circuit
 from quicq.circuits.qiskit_io import to_qiskit
 
@@ -175,34 +177,83 @@ def sampler_pubs(compiled: list[Compiled], angles: list[np.ndarray]) -> tuple[li
     return pubs, used
 
 
-def bitarray_bits(bit_array: Any, n: int) -> np.ndarray:
-    """A sampler ``BitArray`` of shape (B,) or () → (B, shots, n) bits, ``[..., q]`` = qubit q.
+#: Widest register whose Qiskit → quicq index map is a lookup table (2^20 int64 = 8 MB).
+_LUT_MAX_QUBITS = 20
 
-    ``BitArray.array`` packs each shot big-endian with classical bit 0 as the lowest bit of
-    the last byte; ``measure_all`` maps qubit q to classical bit q.
+
+@functools.lru_cache(maxsize=32)
+def quicq_index_table(n: int) -> np.ndarray:
+    """quicq basis index of every Qiskit (little-endian) index of n qubits, read-only.
+
+    :func:`~quicq.circuits.bitorder.qiskit_permutation` (an involution, so it also gives
+    ``probs_quicq = probs_qiskit[table]``), computed once per n.
+    """
+    table = qiskit_permutation(n)
+    table.setflags(write=False)
+    return table
+
+
+def little_endian_to_quicq(little: np.ndarray, n: int) -> np.ndarray:
+    """Qiskit basis indices (qubit 0 = least significant bit) → quicq's (qubit 0 = MSB)."""
+    if n <= _LUT_MAX_QUBITS:
+        return quicq_index_table(n)[little]
+    return bits_to_index((little[..., None] >> np.arange(n, dtype=np.int64)) & 1)
+
+
+def packed_to_little(packed: np.ndarray, n: int) -> np.ndarray:
+    """``BitArray.array`` bytes (..., n_bytes) → integers of the low ``n`` classical bits.
+
+    ``BitArray.array`` packs each shot big-endian: classical bit 0 is the lowest bit of the
+    last byte, so the bytes read as one big-endian integer are Qiskit's little-endian index.
+    """
+    n_bytes = (n + 7) // 8
+    little = packed[..., -1].astype(np.int64)
+    for j in range(2, n_bytes + 1):
+        little |= packed[..., -j].astype(np.int64) << (8 * (j - 1))
+    if n % 8:
+        little &= (1 << n) - 1
+    return little
+
+
+def bitarray_indices(bit_array: Any, n: int) -> np.ndarray:
+    """A sampler ``BitArray`` of shape (B,) or () → (B, shots) quicq basis indices.
+
+    ``measure_all`` maps IR qubit q to classical bit q, so each shot's packed integer is the
+    Qiskit index of the measured state; one table lookup gives quicq's index. No unpacking to
+    bits (the cost of a (B, shots, n) bit array is most of the read-back time at n ≤ 8).
     """
     packed = np.asarray(bit_array.array)
     if packed.ndim == 2:  # shape () pub: (shots, bytes)
         packed = packed[None]
-    unpacked = np.unpackbits(packed, axis=-1, bitorder="big")
-    return unpacked[..., -n:][..., ::-1]
+    return little_endian_to_quicq(packed_to_little(packed, n), n)
 
 
-def pub_bits(result: Any, used: list[int], n_qubits: list[int]) -> list[np.ndarray]:
-    """Per task (B, shots, n) bits from a sampler ``PrimitiveResult`` built by :func:`sampler_pubs`."""
+def unpacked_clbits(bit_array: Any) -> np.ndarray:
+    """A sampler ``BitArray`` of shape (B,) or () → (B, shots, num_bits) 0/1, column c = classical bit c."""
+    packed = np.asarray(bit_array.array)
+    if packed.ndim == 2:
+        packed = packed[None]
+    # bytes reversed: little-endian, classical bit c is bit c % 8 of byte c // 8
+    return np.unpackbits(packed[..., ::-1], axis=-1, bitorder="little")[..., : bit_array.num_bits]
+
+
+def register_data(pub_result: Any) -> Any:
+    """The ``BitArray`` of a PUB result's one classical register (``join_data`` if there are more).
+
+    ``join_data`` re-packs the bits even for a single register (≈ 1 ms per PUB); quicq's
+    circuits measure into one register, so this is nearly always a plain lookup.
+    """
+    data = pub_result.data
+    names = list(data)
+    return data[names[0]] if len(names) == 1 else pub_result.join_data()
+
+
+def pub_indices(result: Any, used: list[int], n_qubits: list[int]) -> list[np.ndarray]:
+    """Per task (B, shots) quicq basis indices from a ``PrimitiveResult`` built by :func:`sampler_pubs`."""
     out = []
     pos = 0
     for count, n in zip(used, n_qubits):
-        parts = [bitarray_bits(result[pos + i].join_data(), n) for i in range(count)]
+        parts = [bitarray_indices(register_data(result[pos + i]), n) for i in range(count)]
         out.append(parts[0] if count == 1 else np.concatenate(parts, axis=0))
         pos += count
     return out
-
-
-def little_to_quicq(n: int) -> np.ndarray:
-    """Index map: ``probs_quicq = probs_qiskit[perm]`` (Qiskit: qubit 0 least significant)."""
-    idx = np.arange(1 << n, dtype=np.int64)
-    rev = np.zeros_like(idx)
-    for q in range(n):
-        rev |= ((idx >> (n - 1 - q)) & 1) << q
-    return rev

@@ -28,14 +28,13 @@ from quicq.hardware._qiskit import (
     CompileCache,
     check_layout,
     layout_transpiler,
-    little_to_quicq,
-    pub_bits,
-    sampler_pubs,
+    quicq_index_table,
 )
-from quicq.hardware.backends import Backend, Task, await_job
+from quicq.hardware.backends import Task, await_job
 from quicq.hardware.errors import MitigationError
 from quicq.hardware.mitigation import ReadoutMitigator
 from quicq.hardware.outcome import Outcome
+from quicq.hardware.qiskit_backend import QiskitBackend
 
 # qiskit-aer 0.18.2 ignores bound parameter values of controlled rotations (cry, crx, crz, cp:
 # the gate acts as if the angle were 0) whenever they are bound through ``parameter_binds`` —
@@ -46,8 +45,12 @@ _AER_BROKEN_BINDS = frozenset({"cry", "crx", "crz", "cp", "cu1", "cu3", "mcry", 
 AER_SAFE_BASIS: tuple[str, ...] = ("ry", "rz", "x", "h", "cx", "cz", "sx", "z", "s", "sdg", "u")
 
 
-class AerBackend(Backend):
+class AerBackend(QiskitBackend):
     """Qiskit Aer as a quicq backend.
+
+    Its public surface for wrappers (packing) and the planner is :class:`~quicq.hardware.
+    qiskit_backend.QiskitBackend`'s: :attr:`device`, :attr:`simulator` (= :attr:`transpile_backend`),
+    :meth:`sampler`, :meth:`run_pubs`.
 
     Args:
         shots: default shots per binding; ``None`` for exact probabilities.
@@ -124,7 +127,7 @@ class AerBackend(Backend):
         self.simulator_options = {"max_parallel_threads": 1} if simulator_options is None else dict(simulator_options)
         self._sim.set_options(**self.simulator_options)
         self._user_sampler = sampler
-        self._sampler = sampler  # else built on first sampling call, then reused (~8 ms to build)
+        self._sampler_obj = sampler  # else built on first sampling call, then reused (~8 ms to build)
         self._exact_sim = None  # built on first exact call (density matrix when noisy)
         # Read once: AerSimulator.num_qubits rebuilds Aer's target on every access.
         if self._device is not None:
@@ -168,34 +171,40 @@ class AerBackend(Backend):
         return self._sim
 
     @property
+    def device(self) -> Any:
+        """The fake device whose noise, basis and coupling map are simulated; ``None`` without one."""
+        return self._device
+
+    @property
+    def transpile_backend(self) -> Any:
+        """The simulator: circuits are transpiled for its Target (the device's, with ``noise``)."""
+        return self._sim
+
+    def sampler(self, seed: int | None = None) -> Any:
+        """Aer's ``SamplerV2`` on :attr:`simulator` (built once), seeded for the next job.
+
+        A fresh simulator seed per job (drawn from the seeded stream unless ``seed`` is given)
+        keeps repeated estimates independent and the run reproducible. Your own sampler is
+        returned untouched.
+        """
+        if self._sampler_obj is None:
+            from qiskit_aer.primitives import SamplerV2
+
+            self._sampler_obj = SamplerV2.from_backend(self._sim)
+        if self._user_sampler is None:
+            self._sampler_obj.options.run_options["seed_simulator"] = self._seed() if seed is None else int(seed)
+        return self._sampler_obj
+
+    @property
     def noisy(self) -> bool:
         """True when the simulator carries a noise model."""
         return self._device is not None or self._noise_model is not None
-
-    @property
-    def transpile_cache(self) -> CompileCache:
-        """The per-backend cache of transpiled circuit structures."""
-        return self._cache
 
     def _seed(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
 
     def _run(self, tasks: list[Task], shots: int | None) -> list[Outcome]:
-        if shots is None:
-            return self._run_exact(tasks)
-        from qiskit_aer.primitives import SamplerV2
-
-        compiled = [self._cache.get(c, "measure") for c, _ in tasks]
-        pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
-        if self._sampler is None:
-            self._sampler = SamplerV2.from_backend(self._sim)
-        if self._user_sampler is None:
-            # A fresh simulator seed per call (drawn from the seeded stream) keeps repeated
-            # estimates independent and the run reproducible; the sampler's own seed stays None.
-            self._sampler.options.run_options["seed_simulator"] = self._seed()
-        result = await_job(self._sampler.run(pubs, shots=shots), self.timeout)
-        bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
-        return [Outcome.from_bits(b, comp.measured_qubits) for b, comp in zip(bits, compiled)]
+        return self._run_exact(tasks) if shots is None else self._run_shots(tasks, shots)
 
     def _exact_simulator(self) -> Any:
         if self._exact_sim is None:
@@ -231,7 +240,7 @@ class AerBackend(Backend):
         result = await_job(job, self.timeout)
         out, pos = [], 0
         for (circuit, angles), size in zip(tasks, sizes):
-            perm = little_to_quicq(circuit.n_qubits)
+            perm = quicq_index_table(circuit.n_qubits)
             probs = np.stack([np.asarray(result.data(pos + i)["probabilities"], dtype=float)[perm]
                               for i in range(size)])
             pos += size

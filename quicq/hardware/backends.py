@@ -190,6 +190,8 @@ class Backend(ABC):
             raise TypeError("sample() takes a list of (circuit, angles) tasks; wrap a single task in a list")
         out: list[Task] = []
         limit = self.max_qubits
+        # A plan's circuits share one angle array: validate (and convert) it once per slot count.
+        seen: dict[tuple[int, int], np.ndarray] = {}
         for i, task in enumerate(tasks):
             try:
                 circuit, angles = task
@@ -202,7 +204,10 @@ class Backend(ABC):
                     f"{self.name}: task {i} needs {circuit.n_qubits} qubits but the backend has only "
                     f"{limit}; nothing was submitted"
                 )
-            out.append((circuit, as_angle_batch(circuit, angles, f"task {i}")))
+            key = (id(angles), circuit.n_params)  # ``tasks`` keeps every array alive: ids are unique
+            if key not in seen:
+                seen[key] = as_angle_batch(circuit, angles, f"task {i}")
+            out.append((circuit, seen[key]))
         return out
 
     def _with_retries(self, tasks: list[Task], shots: int | None) -> list[Outcome]:

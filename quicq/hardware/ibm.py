@@ -28,8 +28,8 @@ import numpy as np
 from quicq._optional import require
 
 require("qiskit_ibm_runtime", "qiskit")  # first: without the extra, name the pip line
-from quicq.hardware._qiskit import CompileCache, check_layout, layout_transpiler, pub_bits, sampler_pubs
-from quicq.hardware.backends import Backend, Task, await_job
+from quicq.hardware._qiskit import CompileCache, check_layout, layout_transpiler
+from quicq.hardware.backends import Task
 from quicq.hardware.errors import (
     BackendError,
     CredentialsError,
@@ -39,8 +39,8 @@ from quicq.hardware.errors import (
 )
 from quicq.hardware.mitigation import ReadoutMitigator
 from quicq.hardware.outcome import Outcome
+from quicq.hardware.qiskit_backend import QiskitBackend
 
-logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "QISKIT_IBM_TOKEN"
 INSTANCE_ENV = "QISKIT_IBM_INSTANCE"
@@ -151,8 +151,12 @@ class RuntimeAccount:
             raise err from exc
 
 
-class IBMRuntimeBackend(Backend):
+class IBMRuntimeBackend(QiskitBackend):
     """IBM Runtime's sampler as a quicq backend (real devices, or fake devices offline).
+
+    Its public surface for wrappers (packing) and the planner is :class:`~quicq.hardware.
+    qiskit_backend.QiskitBackend`'s: :attr:`device` (= :attr:`transpile_backend`),
+    :meth:`sampler`, :meth:`run_pubs`, :meth:`fit_shots`.
 
     **Which sampler.** qiskit-ibm-runtime 0.50 deprecated the server-side ``SamplerV2`` in favour
     of the client-side ``qiskit_ibm_runtime.executor_sampler.Sampler``: it turns PUBs into an
@@ -189,6 +193,7 @@ class IBMRuntimeBackend(Backend):
     """
 
     supports_exact = False
+    job_log_level = logging.INFO
 
     def __init__(self, backend: Any = "FakeManilaV2", *, mode: str = "job", shots: int = 4096,
                  seed: int | None = None, optimization_level: int = 1, seed_transpiler: int = 1234,
@@ -280,9 +285,9 @@ class IBMRuntimeBackend(Backend):
         return self._device
 
     @property
-    def transpile_cache(self) -> CompileCache:
-        """The per-backend cache of transpiled circuit structures."""
-        return self._cache
+    def transpile_backend(self) -> Any:
+        """The device: circuits are transpiled for its Target and coupling map."""
+        return self._device
 
     def _execution_mode(self) -> Any:
         if self.mode == "job":
@@ -293,8 +298,13 @@ class IBMRuntimeBackend(Backend):
             self._context = (Batch if self.mode == "batch" else Session)(backend=self._device)
         return self._context
 
-    def _sampler(self) -> Any:
-        """The sampler (built once per execution mode); local runs get a fresh seed per call."""
+    def sampler(self, seed: int | None = None) -> Any:
+        """The Runtime sampler (built once per execution mode), seeded for the next job.
+
+        Local runs (fake devices) get a fresh simulator seed per job, drawn from the seeded
+        stream unless ``seed`` is given; a device run takes no seed. Your own sampler is
+        returned untouched.
+        """
         if self._sampler_obj is None:
             mode = self._execution_mode()
             if self.sampler_kind == "executor":
@@ -306,33 +316,27 @@ class IBMRuntimeBackend(Backend):
 
                 self._sampler_obj = SamplerV2(mode=mode, options=self._options_obj)
         if self.local and self._user_sampler is None:
-            self._sampler_obj.options.simulator.seed_simulator = int(self._rng.integers(1, 2**31 - 1))
+            self._sampler_obj.options.simulator.seed_simulator = (
+                int(self._rng.integers(1, 2**31 - 1)) if seed is None else int(seed))
         return self._sampler_obj
 
     def _run(self, tasks: list[Task], shots: int | None) -> list[Outcome]:
         assert shots is not None  # checked by Backend.sample (supports_exact is False)
-        compiled = [self._cache.get(c, "measure") for c, _ in tasks]
-        pubs, used = sampler_pubs(compiled, [a for _, a in tasks])
-        job = self._sampler().run(pubs, shots=shots)
-        logger.info("%s: submitted %d PUBs (%d circuits) as job %s", self.name, len(pubs), len(tasks),
-                    _job_id(job))
-        result = await_job(job, self.timeout)
-        bits = pub_bits(result, used, [c.n_qubits for c, _ in tasks])
-        return [Outcome.from_bits(self._trim(b, shots), comp.measured_qubits) for b, comp in zip(bits, compiled)]
+        return self._run_shots(tasks, shots)
 
-    def _trim(self, bits: np.ndarray, shots: int) -> np.ndarray:
+    def fit_shots(self, per_shot: np.ndarray, shots: int) -> np.ndarray:
         """Exactly ``shots`` shots per binding.
 
         With twirling the sampler rounds shots up to whole randomisations (1000 → 16 × 64).
         The extra shots are dropped by a uniformly random choice, so every randomisation keeps
         its expected share.
         """
-        if bits.shape[1] == shots:
-            return bits
-        if bits.shape[1] < shots:
-            raise BackendError(f"{self.name}: the sampler returned {bits.shape[1]} shots, {shots} were asked for")
-        keep = np.sort(self._rng.permutation(bits.shape[1])[:shots])
-        return bits[:, keep]
+        if per_shot.shape[1] < shots:
+            return super().fit_shots(per_shot, shots)  # fewer than asked: an error
+        if per_shot.shape[1] == shots:
+            return per_shot
+        keep = np.sort(self._rng.permutation(per_shot.shape[1])[:shots])
+        return per_shot[:, keep]
 
     def close(self) -> None:
         """Close an open Batch/Session (no-op in job mode)."""
@@ -401,10 +405,3 @@ def _is_ibm_device(device: Any) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(device, IBMBackend)
-
-
-def _job_id(job: Any) -> str:
-    try:
-        return str(job.job_id())
-    except Exception:  # noqa: BLE001 - an id is only for the log line
-        return "?"

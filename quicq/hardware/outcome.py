@@ -4,23 +4,22 @@ Every backend returns one :class:`Outcome` per submitted circuit. It holds eithe
 probabilities (``shots=None``, statevector/density-matrix mode) or the per-shot results, and
 turns them into the statistics tomography needs: basis-state frequencies and parities
 ⟨∏_{i∈T} Z_i⟩ with their standard errors. Basis indices follow quicq (qubit 0 = most significant
-bit); ``bits[..., q]`` is the value of qubit q.
+bit); ``bits[..., q]`` is the value of qubit q. Every qubit ↔ index conversion goes through
+:mod:`quicq.circuits.bitorder`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from quicq.circuits.bitorder import bits_to_index, qubit_mask
 
-def bits_to_indices(bits: np.ndarray) -> np.ndarray:
-    """(..., n) 0/1 array (bits[..., q] = qubit q) → basis indices with qubit 0 as the MSB."""
-    bits = np.asarray(bits)
-    n = bits.shape[-1]
-    weights = (1 << np.arange(n - 1, -1, -1, dtype=np.int64))
-    return (bits.astype(np.int64) * weights).sum(-1)
+#: (..., n) 0/1 array (``bits[..., q]`` = qubit q) → basis indices; kept under its old name.
+bits_to_indices = bits_to_index
 
 
 def _masks(subsets: Sequence[Sequence[int]], n: int) -> np.ndarray:
@@ -30,8 +29,32 @@ def _masks(subsets: Sequence[Sequence[int]], n: int) -> np.ndarray:
         for q in T:
             if not 0 <= int(q) < n:
                 raise ValueError(f"qubit {q} is out of range for {n} qubits")
-            out[m] |= 1 << (n - 1 - int(q))
+            out[m] |= qubit_mask(int(q), n)
     return out
+
+
+def _sign_table(n: int, subsets: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """(2^n, M) value ∏_{i∈T} Z_i (±1) of every basis state for each subset T.
+
+    Tomography asks for the same subsets on every call: tables up to 2^20 entries (8 MB) are
+    built once and kept (read-only); larger ones are rebuilt per call.
+    """
+    if (len(subsets) << n) <= 1 << 20:
+        return _cached_sign_table(n, subsets)
+    return _build_sign_table(n, subsets)
+
+
+def _build_sign_table(n: int, subsets: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    masks = _masks(subsets, n)
+    basis = np.arange(1 << n, dtype=np.int64)
+    return 1.0 - 2.0 * _parity(basis[:, None] & masks[None, :])
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_sign_table(n: int, subsets: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    signs = _build_sign_table(n, subsets)
+    signs.setflags(write=False)
+    return signs
 
 
 def _parity(x: np.ndarray) -> np.ndarray:
@@ -82,7 +105,7 @@ class Outcome:
         bits = np.asarray(bits)
         if bits.ndim != 3:
             raise ValueError(f"bits must have shape (B, shots, n), got {bits.shape}")
-        return cls(bits.shape[2], bits.shape[1], indices=bits_to_indices(bits), physical_qubits=physical_qubits)
+        return cls(bits.shape[2], bits.shape[1], indices=bits_to_index(bits), physical_qubits=physical_qubits)
 
     @property
     def exact(self) -> bool:
@@ -104,8 +127,8 @@ class Outcome:
         """(B, shots, n) uint8 per-shot bits, ``bits[..., q]`` = qubit q (shot mode only)."""
         if self.indices is None:
             raise ValueError("exact outcomes have no per-shot bits")
-        shifts = np.arange(self.n_qubits - 1, -1, -1, dtype=np.int64)
-        return ((self.indices[..., None] >> shifts) & 1).astype(np.uint8)
+        masks = np.array([qubit_mask(q, self.n_qubits) for q in range(self.n_qubits)], dtype=np.int64)
+        return ((self.indices[..., None] & masks) != 0).astype(np.uint8)
 
     def counts(self) -> np.ndarray:
         """(B, 2^n) shot counts per basis index (shot mode only)."""
@@ -126,22 +149,16 @@ class Outcome:
         In shot mode the standard error is √((1 − mean²)/shots) (a ±1 variable); it is 0 for
         exact outcomes.
         """
-        masks = _masks(subsets, self.n_qubits)
-        if self.probs is not None:
-            basis = np.arange(1 << self.n_qubits, dtype=np.int64)
-            signs = 1.0 - 2.0 * _parity(basis[:, None] & masks[None, :])  # (2^n, M)
-            mean = self.probs @ signs
+        key = tuple(tuple(int(q) for q in T) for T in subsets)
+        if self.probs is not None or (1 << self.n_qubits) <= self.shots:
+            # per basis state: probabilities / frequencies (B, 2^n) @ signs (2^n, M)
+            mean = self.probabilities() @ _sign_table(self.n_qubits, key)
             if self.shots is None:
                 return mean, np.zeros_like(mean)
-            return mean, np.sqrt(np.clip(1.0 - mean**2, 0.0, None) / self.shots)
-        # Per basis index rather than per shot: counts (B, 2^n) @ signs (2^n, M) when smaller.
-        if (1 << self.n_qubits) <= self.shots:
-            mean = self.probabilities() @ (1.0 - 2.0 * _parity(
-                np.arange(1 << self.n_qubits, dtype=np.int64)[:, None] & masks[None, :]))
-        else:
+        else:  # fewer shots than basis states: per shot
+            masks = _masks(key, self.n_qubits)
             mean = np.stack([(1.0 - 2.0 * _parity(self.indices & m)).mean(-1) for m in masks], -1)
-        se = np.sqrt(np.clip(1.0 - mean**2, 0.0, None) / self.shots)
-        return mean, se
+        return mean, np.sqrt(np.clip(1.0 - mean**2, 0.0, None) / self.shots)
 
     def z_expectations(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-qubit ⟨Z_q⟩ and standard errors, each (B, n)."""

@@ -3,8 +3,8 @@
 An 8-qubit block circuit uses 8 of a 127/133-qubit device. :class:`PackedBackend` places up to
 m independent circuit executions (a circuit at one angle binding each) on m *disjoint connected
 qubit chains* of the device, runs them as one wide circuit, measures every qubit once and splits
-the bits back per circuit (``BitArray.slice_bits``). Every placed execution gets the full shot
-count, so a task list of E executions costs ⌈E/m⌉ wide executions instead of E.
+the bits back per circuit. Every placed execution gets the full shot count, so a task list of E
+executions costs ⌈E/m⌉ wide executions instead of E.
 
 * **Chains** (:func:`~quicq.hardware.chains.find_chains`) are simple paths in the coupling map, found greedily with
   a Warnsdorff rule (extend a path to the neighbour with the fewest free neighbours, start at
@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 
 from quicq._optional import require
+from quicq.circuits.bitorder import bits_to_index
 from quicq.circuits.ir import Circuit
-from quicq.hardware._qiskit import bitarray_bits
-from quicq.hardware.backends import Backend, Task, await_job
+from quicq.hardware._qiskit import unpacked_clbits
+from quicq.hardware.backends import Backend, Task
 from quicq.hardware.chains import (
     PackingError,
     PackingPlan,
@@ -52,6 +53,7 @@ from quicq.hardware.chains import (
     plan_packing,
 )
 from quicq.hardware.outcome import Outcome
+from quicq.hardware.qiskit_backend import QiskitBackend
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +102,10 @@ class PackedBackend(Backend):
 
     supports_exact = False
 
-    def __init__(self, backend: Backend, *, max_slots: int | None = None, spacing: int = 0,
+    def __init__(self, backend: QiskitBackend, *, max_slots: int | None = None, spacing: int = 0,
                  exclude: Sequence[int] = (), device: Any = None, seed: int | None = None, optimization_level: int = 1,
                  seed_transpiler: int = 1234, **kwargs: Any) -> None:
-        if not isinstance(backend, Backend) or not hasattr(backend, "transpile_cache"):
+        if not isinstance(backend, QiskitBackend):
             raise PackingError(
                 f"packing needs a Qiskit-based quicq backend (AerBackend or IBMRuntimeBackend), got "
                 f"{type(backend).__name__}")
@@ -121,14 +123,12 @@ class PackedBackend(Backend):
         self.optimization_level, self.seed_transpiler = optimization_level, seed_transpiler
         self._rng = np.random.default_rng(seed)
         self.seed = seed
-        own = getattr(backend, "device", None) or getattr(backend, "_device", None)
-        self._device = device if device is not None else own
+        self._device = device if device is not None else backend.device
         # transpile for the given device, else for what the wrapped backend runs (Aer: its simulator)
-        self._target = device if device is not None else (getattr(backend, "simulator", None) or own)
+        self._target = device if device is not None else backend.transpile_backend
         self._graph = device_graph(self._device) if self._device is not None else None
         self._layouts: dict[int, PackingLayout] = {}
         self._compiled: OrderedDict[tuple[Circuit, ...], Any] = OrderedDict()
-        self._sampler = None
         self.wide_executions = 0  # wide circuit executions submitted so far (rows × 1)
 
     # ---- layout ---------------------------------------------------------------------------------
@@ -237,17 +237,6 @@ class PackedBackend(Backend):
         return self._compile(structure, lay)[0]
 
     # ---- execution ------------------------------------------------------------------------------
-    def _sampler_for(self, shots: int) -> Any:
-        inner = self.inner
-        if hasattr(inner, "simulator"):  # AerBackend: its simulator (noise model built once)
-            if self._sampler is None:
-                SamplerV2 = require("qiskit_aer.primitives", "qiskit").SamplerV2
-
-                self._sampler = SamplerV2.from_backend(inner.simulator)
-            self._sampler.options.run_options["seed_simulator"] = int(self._rng.integers(0, 2**31 - 1))
-            return self._sampler
-        return inner._sampler(shots)  # IBMRuntimeBackend: its configured SamplerV2 (hook: private)
-
     def _run(self, tasks: list[Task], shots: int | None) -> list[Outcome]:
         assert shots is not None  # supports_exact is False
         width = max(c.n_qubits for c, _ in tasks)
@@ -266,19 +255,20 @@ class PackedBackend(Backend):
                 for r in range(len(pub.rows)):
                     pubs.append((tqc,))
                     meta.append((pub, offsets, r))
-        result = await_job(self._sampler_for(shots).run(pubs, shots=shots), self.timeout)
+        result = self.inner.run_pubs(pubs, shots, seed=int(self._rng.integers(1, 2**31 - 1)))
         self.wide_executions += sum(len(p.rows) for p in plan)
-        out = [np.zeros((a.shape[0], shots, c.n_qubits), dtype=np.uint8) for c, a in tasks]
+        out = [np.zeros((a.shape[0], shots), dtype=np.int64) for _, a in tasks]
         for i, (pub, offsets, row) in enumerate(meta):
-            ba = getattr(result[i].data, "packed")
+            clbits = unpacked_clbits(getattr(result[i].data, "packed"))  # (rows, shots', all bits), unpacked once
             rows = pub.rows if row is None else (pub.rows[row],)
             for j, off in enumerate(offsets):
                 n = circuits[pub.tasks[j]].n_qubits
-                bits = bitarray_bits(ba.slice_bits(list(range(off, off + n))), n)  # (rows, shots, n)
+                # slot j's qubit q was measured into classical bit off + q
+                idx = self.inner.fit_shots(bits_to_index(clbits[..., off:off + n]), shots)
                 for r, slot_row in enumerate(rows):
                     t, b = slot_row[j]
-                    out[t][b] = bits[r]
-        return [Outcome.from_bits(b) for b in out]
+                    out[t][b] = idx[r]
+        return [Outcome(c.n_qubits, shots, indices=o) for (c, _), o in zip(tasks, out)]
 
     def __repr__(self) -> str:
         return f"PackedBackend({self.inner!r}, max_slots={self.max_slots}, spacing={self.spacing})"

@@ -35,8 +35,14 @@ count: K + K·n + K(K−1)/2 ("all") or K + K·n + K − 1 ("star"). Limitation:
 entry linked to the rest only through near-zero amplitudes can get the wrong sign (≈ 1 in 150
 random estimates at 500 shots, none in 300 at 4000 shots for N ≤ 16); the projection does not
 repair a sign. Error bars: delta-method √((1 − p)/(4·N_kept)) per entry from the
-magnitude circuits (signs taken as correct). Works for any real circuit: without Pauli layout
-metadata the logical basis is the computational basis (N = 2^n).
+magnitude circuits (signs taken as correct).
+
+**Logical basis.** Rows and columns are the circuit's :attr:`~quicq.circuits.ir.Circuit.code_space`
+(the IR's one definition of it: Pauli layouts get their Gray-coded register, QASM and Qiskit
+round trips keep it). A circuit without a code space works on all 2^n basis states by the IR's
+definition, so any real circuit can be estimated with N = 2^n — a deliberate, reported choice
+(``result.details["logical_basis"]``), not a guess: a Pauli-layout circuit whose code space
+disagrees with its layout metadata is refused.
 """
 
 from __future__ import annotations
@@ -46,23 +52,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from quicq.circuits.bitorder import qubit_mask, set_qubits
 from quicq.circuits.ir import Circuit, CircuitError, Gate
-from quicq.circuits.pauli import code_indices
 from quicq.hardware.outcome import Outcome
-from quicq.hardware.tomography import (
-    Tomography,
-    basis_prep,
-    magnitudes,
-    pair_prep,
-    polar,
-)
+from quicq.hardware.estimators import magnitudes, polar
+from quicq.hardware.preparations import basis_prep, pair_prep
+from quicq.hardware.tomography_base import Tomography
 
 KEY = "columns"
-
-
-def _bits_of(index: int, n: int) -> tuple[int, ...]:
-    """Qubits set in a basis index (qubit 0 = most significant bit)."""
-    return tuple(q for q in range(n) if (index >> (n - 1 - q)) & 1)
 
 
 def spanning_signs(n_nodes: int, i: np.ndarray, j: np.ndarray, strength: np.ndarray, sign: np.ndarray,
@@ -103,11 +100,28 @@ def spanning_signs(n_nodes: int, i: np.ndarray, j: np.ndarray, strength: np.ndar
     return np.array([f[1] for f in found]), np.array([f[0] for f in found])
 
 
+def logical_basis(circuit: Circuit) -> list[int]:
+    """Physical basis index of each logical basis state: the code space, or all 2^n states.
+
+    Raises:
+        CircuitError: a Pauli-layout circuit whose code space does not hold its N states (the
+            metadata and the circuit disagree: which rows are logical would be a guess).
+    """
+    n = circuit.n_qubits
+    code = list(circuit.code_space.indices) if circuit.code_space is not None else list(range(1 << n))
+    if circuit.meta.get("layout") == "pauli" and int(circuit.meta.get("N", len(code))) != len(code):
+        raise CircuitError(
+            f"the circuit's Pauli layout says N={circuit.meta['N']} but its code space has {len(code)} states; "
+            "rebuild it with quicq.circuits.pauli.pauli() (or give it the matching CodeSpace)")
+    return code
+
+
 class PauliTomography(Tomography):
     """First K signed columns of a Pauli circuit's orthogonal matrix (method in the module doc).
 
     Args:
-        circuit: a circuit from :func:`quicq.circuits.pauli.pauli` (or any real circuit).
+        circuit: a circuit from :func:`quicq.circuits.pauli.pauli`, or any real circuit (rows and
+            columns in its code space; without one, all 2^n basis states — module doc).
         K: number of columns (logical inputs 0..K−1).
         column_pairs: ``"all"`` (interfere every pair of columns) or ``"star"`` (each column
             with column 0 only: fewer circuits, weaker links).
@@ -123,8 +137,8 @@ class PauliTomography(Tomography):
         if not isinstance(circuit, Circuit):
             raise CircuitError(f"PauliTomography needs a quicq Circuit, got {type(circuit).__name__}")
         n = circuit.n_qubits
-        N = int(circuit.meta["N"]) if circuit.meta.get("layout") == "pauli" else 1 << n
-        self.code = code_indices(N) if circuit.meta.get("layout") == "pauli" else list(range(N))
+        self.code = logical_basis(circuit)
+        N = len(self.code)
         if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or not 1 <= K <= N:
             raise CircuitError(f"K must be an integer in [1, {N}] for N={N}, got {K!r}")
         if column_pairs not in ("all", "star"):
@@ -132,14 +146,17 @@ class PauliTomography(Tomography):
         if global_sign not in ("model", "positive"):
             raise ValueError(f"global_sign must be 'model' or 'positive', got {global_sign!r}")
         self.circuit, self.N, self.K = circuit, N, int(K)
+        #: which basis the rows are in (reported with every result)
+        self.basis_label = (f"code space N={N}" if circuit.code_space is not None
+                            else f"computational basis N=2^{n}")
         self.global_sign, self.postselect, self.project = global_sign, bool(postselect), bool(project)
         circuits, labels = [], []
         for j in range(self.K):
-            prep = basis_prep(_bits_of(self.code[j], n))
+            prep = basis_prep(set_qubits(self.code[j], n))
             circuits.append(circuit.with_prefix(prep))
             labels.append(f"column {j} magnitude")
         for j in range(self.K):
-            prep = basis_prep(_bits_of(self.code[j], n))
+            prep = basis_prep(set_qubits(self.code[j], n))
             for q in range(n):
                 circuits.append(circuit.with_prefix(prep).with_suffix([Gate("h", (q,))]))
                 labels.append(f"column {j} row signs, H on qubit {q}")
@@ -147,14 +164,14 @@ class PauliTomography(Tomography):
                              if column_pairs == "all" or a == 0]
         for a, b in self.column_pairs:
             circuits.append(circuit.with_prefix(
-                pair_prep(n, _bits_of(self.code[a], n), _bits_of(self.code[b], n))))
+                pair_prep(n, set_qubits(self.code[a], n), set_qubits(self.code[b], n))))
             labels.append(f"columns {a} and {b} relative signs")
         self._circuits, self._labels = tuple(circuits), tuple(labels)
         # Pairs of code words differing in qubit q: (logical i with bit q = 0, logical partner).
         pos = {x: i for i, x in enumerate(self.code)}
         self._pairs = []
         for q in range(n):
-            mask = 1 << (n - 1 - q)
+            mask = qubit_mask(q, n)
             lo = [(i, pos[x | mask]) for i, x in enumerate(self.code) if not x & mask and (x | mask) in pos]
             self._pairs.append((np.array([p[0] for p in lo], dtype=np.int64),
                                 np.array([p[1] for p in lo], dtype=np.int64)))
@@ -242,5 +259,4 @@ class PauliTomography(Tomography):
         block = polar(V) if self.project else V
         stderr = np.zeros_like(V) if shots is None else np.sqrt(var_m)
         return {"blocks": {KEY: block}, "stderr": {KEY: stderr}, "raw": {KEY: V}, "kept": {KEY: kept},
-                "details": {"magnitude": m, "sign_components": n_components}}
-
+                "details": {"magnitude": m, "sign_components": n_components, "logical_basis": self.basis_label}}

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from quicq.circuits.bitorder import bits_to_index
 from quicq.circuits.pennylane_io import _import_pennylane, to_pennylane
 from quicq.hardware.backends import Backend, Task
-from quicq.hardware.outcome import Outcome, bits_to_indices
+from quicq.hardware.outcome import Outcome
 
 
 class PennyLaneBackend(Backend):
@@ -80,7 +81,7 @@ class PennyLaneBackend(Backend):
                         arr = np.concatenate([arr] + [np.asarray(qml.execute(
                             [self._tape(tasks[i][0], tasks[i][1][:1], shots)], self._device(n))[0]
                         ).reshape(1, shots, n) for _ in range(B - 1)])
-                    out[i] = Outcome(n, shots, indices=bits_to_indices(arr))
+                    out[i] = Outcome(n, shots, indices=bits_to_index(arr))
         return out  # type: ignore[return-value]
 
     def __repr__(self) -> str:

@@ -41,17 +41,24 @@ Nothing is ever submitted: the planner only builds and transpiles circuits.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from quicq._optional import require
 from quicq.circuits.ir import Circuit, CircuitError, check_orders
-from quicq.errors import QuicqError
 
-__all__ = ["GRADIENTS", "CircuitCost", "CostPlan", "PlanError", "PlanUnit", "backward_estimates", "plan_cost",
-           "plan_layout", "tomography_plan"]
+# The plan's data types and the device description live in their own modules; they are
+# re-exported here, where they were first defined, so existing imports keep working.
+from quicq.hardware.cost_plan import CircuitCost, CostPlan, PlanError, PlanUnit
+from quicq.hardware.plan_device import (
+    DEFAULT_REP_DELAY_S,
+    PlanDevice,
+    critical_path_s,
+    resolve_device,
+    two_qubit_count,
+)
+
+__all__ = ["DEFAULT_CIRCUIT_OVERHEAD_S", "DEFAULT_JOB_OVERHEAD_S", "DEFAULT_REP_DELAY_S", "GRADIENTS", "CircuitCost",
+           "CostPlan", "PlanError", "PlanUnit", "backward_estimates", "plan_cost", "plan_layout", "tomography_plan"]
 
 #: Backward-pass estimates per step for each gradient method, as a function of the slot count P.
 GRADIENTS: dict[str, str] = {
@@ -59,13 +66,8 @@ GRADIENTS: dict[str, str] = {
     "spsa": "2 estimates per step",
     "surrogate": "0 (forward on hardware, backward on the exact engine)",
 }
-DEFAULT_REP_DELAY_S = 250e-6
 DEFAULT_JOB_OVERHEAD_S = 2.0
 DEFAULT_CIRCUIT_OVERHEAD_S = 5e-3
-
-
-class PlanError(QuicqError, ValueError):
-    """A plan cannot be made (unknown backend, circuit too wide, unsupported circuit…)."""
 
 
 def backward_estimates(gradient: str, n_params: int) -> int:
@@ -100,273 +102,8 @@ def tomography_plan(circuit: Circuit, orders: Sequence[int] = (1,), *, magnitude
         raise PlanError(str(exc)) from None
 
 
-@dataclass(frozen=True)
-class CircuitCost:
-    """One transpiled tomography circuit: two-qubit gates, depth and duration (if known)."""
-
-    label: str
-    two_qubit_gates: int
-    depth: int
-    duration_s: float | None
-
-
-@dataclass(frozen=True)
-class PlanUnit:
-    """One circuit whose blocks are estimated: a QuIC layer, or U / V of a Quantum-PEFT layer.
-
-    ``bindings`` angle sets go through every tomography circuit (N' blocks of a QuIC layer);
-    ``circuits`` is the tomography plan's circuit count, ``gradient_circuits`` that of the plan the
-    hybrid bridge uses for shifted estimates (signed circuits only); ``transpiled`` the costs of the
-    forward plan's circuits;
-    ``seconds_per_estimate`` is t_forward and ``seconds_per_step`` t_step of the time model.
-    """
-
-    name: str
-    n_qubits: int
-    n_params: int
-    bindings: int
-    what: str  # "orders {1,2}" or "K=4 columns"
-    logical_two_qubit_gates: int
-    circuits: int
-    gradient_circuits: int  # circuits of one backward-pass estimate (the gradient plan)
-    transpiled: tuple[CircuitCost, ...]
-    estimates_per_step: int
-    seconds_per_estimate: float | None
-    seconds_per_step: float | None
-
-    @property
-    def jobs_per_step(self) -> int:
-        """Jobs of one training step: the forward estimate, plus one for a quantum backward pass."""
-        return 1 + (self.estimates_per_step > 1)
-
-    @property
-    def executions(self) -> int:
-        """Circuit executions of one estimate (circuits × bindings)."""
-        return self.circuits * self.bindings
-
-
-@dataclass(frozen=True)
-class CostPlan:
-    """Everything the planner found; see the module docstring for the time model.
-
-    Per forward every unit runs one estimate (one job); per step every unit runs
-    ``1 + backward`` estimates in 1 or 2 jobs. Totals are summed over units.
-    """
-
-    backend: str
-    backend_qubits: int | None
-    units: tuple[PlanUnit, ...]
-    gradient: str
-    shots: int
-    magnitudes: bool
-    method: str
-    circuits_per_forward: int  # circuit executions (circuits × bindings), all units
-    shots_per_forward: int
-    jobs_per_forward: int
-    circuits_per_step: int
-    shots_per_step: int
-    jobs_per_step: int
-    two_qubit_gates_max: int
-    depth_max: int
-    circuit_duration_s: float | None  # longest circuit (None: the backend has no durations)
-    rep_delay_s: float | None
-    qpu_seconds_per_forward: float | None
-    qpu_seconds_per_step: float | None
-    job_overhead_s: float
-    circuit_overhead_s: float
-    packing: Any = None  # a quicq.hardware.packing.PackingPlan with pack=True
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return json.loads(json.dumps(asdict(self)))
-
-    def table(self) -> str:
-        """The plan as a plain-text table: one row per unit, then the totals."""
-        def secs(v: float | None) -> str:
-            if v is None:
-                return "n/a (simulator: no gate durations)"
-            return f"{v:.3g} s" + (f" = {v / 3600:.2f} h" if v >= 3600 else f" = {v / 60:.1f} min" if v >= 60 else "")
-
-        head = ("unit", "qubits", "angles", "blocks", "estimates", "circuits fwd/grad", "2q logical→device",
-                "depth", "duration µs", "est./step")
-        rows = [head]
-        for u in self.units:
-            dur = [c.duration_s for c in u.transpiled if c.duration_s is not None]
-            rows.append((u.name, str(u.n_qubits), str(u.n_params), str(u.bindings), u.what,
-                         f"{u.circuits}/{u.gradient_circuits}",
-                         f"{u.logical_two_qubit_gates}→{max(c.two_qubit_gates for c in u.transpiled)}",
-                         str(max(c.depth for c in u.transpiled)),
-                         f"{max(dur) * 1e6:.2f}" if dur else "n/a", str(u.estimates_per_step)))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        lines = [fmt.format(*r) for r in rows]
-        rule = "-" * max(len(x) for x in lines)
-        scheme = "n signed + n magnitude circuits" if self.magnitudes else "n signed circuits"
-        if self.method == "direct":
-            scheme = "direct weight-k blocks" + (" with magnitudes" if self.magnitudes else "")
-        if all(u.what.startswith("K=") for u in self.units):
-            scheme = "Pauli column tomography (magnitudes, row and column signs)"
-        title = (f"cost plan on {self.backend}" + (f" ({self.backend_qubits} qubits)" if self.backend_qubits else "")
-                 + f", {self.shots:,} shots per circuit, gradient {self.gradient}, {scheme}")
-        out = [title, rule, lines[0], rule,
-               *lines[1:], rule,
-               (f"forward : {self.circuits_per_forward:,} circuit executions, {self.shots_per_forward:,} shots, "
-                f"{self.jobs_per_forward} job(s); est. QPU time {secs(self.qpu_seconds_per_forward)}"),
-               (f"step    : {self.circuits_per_step:,} circuit executions, {self.shots_per_step:,} shots, "
-                f"{self.jobs_per_step} job(s); est. QPU time {secs(self.qpu_seconds_per_step)}")]
-        if self.packing is not None:
-            pk = self.packing
-            out += [rule,
-                    (f"model bridge, packed {pk.slots} × {pk.width} qubits on disjoint chains"
-                     f"{' (spacing 1)' if pk.spacing else ''}; crosstalk between chains is not modelled:"),
-                    (f"  forward: {pk.unpacked_executions_per_forward:,} → {pk.executions_per_forward:,} executions "
-                     f"({pk.reduction_forward:.1f}× fewer), {pk.jobs_per_forward} job(s); est. QPU time "
-                     f"{secs(pk.qpu_seconds_per_forward)}"),
-                    (f"  step   : {pk.unpacked_executions_per_step:,} → {pk.executions_per_step:,} executions "
-                     f"({pk.reduction_step:.1f}× fewer), {pk.jobs_per_step} job(s); est. QPU time "
-                     f"{secs(pk.qpu_seconds_per_step)}")]
-        if self.qpu_seconds_per_step is not None:
-            out.append(f"time model: {self.job_overhead_s:g} s per job + {self.circuit_overhead_s * 1e3:g} ms per "
-                       f"circuit execution + shots × (circuit duration + rep_delay {1e6 * (self.rep_delay_s or 0):.0f} µs);"
-                       " a backward pass is one job. Nothing was submitted.")
-        return "\n".join(out)
-
-    def __str__(self) -> str:
-        return self.table()
-
-
-# ---------------------------------------------------------------------------------------------
-# Backends
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Device:
-    """What the planner needs from a backend: a name, how it transpiles, and (maybe) a Target."""
-
-    name: str
-    num_qubits: int | None
-    target: Any  # qiskit Target with durations, or None for an ideal simulator
-    transpile: Callable[[Circuit], Any]  # IR circuit → the transpiled, measured QuantumCircuit
-    rep_delay_s: float | None
-    graph: Any = None  # undirected coupling graph (None: all-to-all)
-
-
-def _preset(backend: Any, optimization_level: int, seed_transpiler: int) -> Callable[[Circuit], Any]:
-    """IR circuit → transpiled with a preset pass manager for ``backend`` (a Qiskit backend)."""
-    require("qiskit", "qiskit")
-    from qiskit.transpiler import generate_preset_pass_manager
-
-    from quicq.circuits.qiskit_io import to_qiskit
-
-    pm = generate_preset_pass_manager(backend=backend, optimization_level=optimization_level,
-                                      seed_transpiler=seed_transpiler)
-
-    def run(c: Circuit) -> Any:
-        qc = to_qiskit(c)  # symbolic angles: the counts hold for every angle
-        qc.measure_all()
-        return pm.run(qc)
-
-    return run
-
-
-def _with_durations(target: Any) -> Any:
-    """``target`` if it knows gate durations (a device model), else None (an ideal simulator)."""
-    if target is None:
-        return None
-    for name in ("cx", "ecr", "cz", "sx"):
-        if name in target.operation_names:
-            props = next(iter(target[name].values()), None)
-            if props is not None and props.duration:
-                return target
-    return None
-
-
-def _resolve_device(backend: Any, *, shots: int, optimization_level: int, seed_transpiler: int) -> _Device:
-    """A device description from a spec string, a quicq backend or a Qiskit backend.
-
-    Spec strings are built with :func:`quicq.hardware.train.backend_from_spec` (``aer``,
-    ``aer-noisy:<fake>``, ``fake:<fake>``, ``ibm:<device>`` — credentials needed, nothing is
-    submitted — ``exact``, ``pennylane:<device>``); a bare fake name such as ``fake_manila`` means
-    ``fake:fake_manila``. A quicq Aer or IBM backend transpiles through its own compile cache,
-    so the planner counts exactly the circuits it would run. Backends without a transpiler
-    (exact engine, PennyLane) are planned as ideal Aer.
-    """
-    if isinstance(backend, str):
-        from quicq.hardware.train import backend_from_spec, backend_kind_ok
-
-        spec = backend.strip()
-        if spec.lower().startswith("fake") and ":" not in spec:
-            spec = f"fake:{spec}"
-        try:
-            backend_kind_ok(spec)
-        except ValueError as exc:
-            raise PlanError(f"unknown backend {backend!r}: {exc}") from None
-        try:
-            backend = backend_from_spec(spec, shots=shots)
-        except (ValueError, TypeError) as exc:
-            raise PlanError(f"backend {backend!r}: {exc}") from None
-    cache = getattr(backend, "transpile_cache", None)
-    if cache is not None:  # a quicq Aer / IBM Runtime backend
-        device = getattr(backend, "device", None)
-        sim = getattr(backend, "simulator", None)
-        target = _with_durations(device.target if device is not None else getattr(sim, "target", None))
-        rep = getattr(device, "default_rep_delay", None) if device is not None else None
-        return _Device(str(backend.name), getattr(backend, "max_qubits", None), target,
-                       lambda c: cache.get(c, "measure").circuit,
-                       (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None,
-                       _graph(device if device is not None else getattr(sim, "target", None)))
-    if hasattr(backend, "target") and hasattr(backend, "num_qubits"):  # a Qiskit BackendV2
-        rep = getattr(backend, "default_rep_delay", None)
-        target = _with_durations(backend.target)
-        return _Device(str(backend.name), int(backend.num_qubits), target,
-                       _preset(backend, optimization_level, seed_transpiler),
-                       (float(rep) if rep is not None else DEFAULT_REP_DELAY_S) if target is not None else None,
-                       _graph(backend))
-    require("qiskit_aer", "qiskit")
-    from qiskit_aer import AerSimulator  # exact engine, PennyLane: plan for ideal Aer's gate set
-
-    return _Device(str(getattr(backend, "name", "simulator")), getattr(backend, "max_qubits", None), None,
-                   _preset(AerSimulator(), optimization_level, seed_transpiler), None)
-
-
-def _graph(device: Any) -> Any:
-    """The device's undirected coupling graph, or None (no device / all-to-all)."""
-    if device is None:
-        return None
-    from quicq.hardware.packing import device_graph
-
-    return device_graph(device)
-
-
-def _duration(qc: Any, target: Any) -> float:
-    """Critical-path duration (s) of a transpiled circuit from the Target's instruction durations."""
-    free: dict[int, float] = {}
-    for inst in qc.data:
-        name = inst.operation.name
-        qubits = [qc.find_bit(q).index for q in inst.qubits]
-        start = max((free.get(q, 0.0) for q in qubits), default=0.0)
-        dur = 0.0
-        if name != "barrier" and name in target.operation_names:
-            props = target[name].get(tuple(qubits)) if target[name] else None
-            if props is not None and props.duration is not None:
-                dur = float(props.duration)
-        for q in qubits:  # a barrier aligns its qubits at the latest of them
-            free[q] = start + dur
-    return max(free.values(), default=0.0)
-
-
-def _two_qubit_count(qc: Any) -> int:
-    return sum(1 for inst in qc.data if inst.operation.num_qubits == 2 and inst.operation.name != "barrier")
-
-
 def _logical_2q(c: Circuit) -> int:
     return sum(1 for g in c.gates if len(g.qubits) >= 2)
-
-
-# ---------------------------------------------------------------------------------------------
-# Entry points
-# ---------------------------------------------------------------------------------------------
 
 
 def _units_of(adapter: Any, orders: Sequence[int]) -> list[tuple[str, Circuit, int, Sequence[int], int | None]]:
@@ -447,8 +184,8 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
     raw_units = _units_of(adapter, orders)
     if isinstance(adapter, Circuit):
         raw_units = [(raw_units[0][0], adapter, bindings, orders, None)]
-    device = _resolve_device(backend, shots=shots, optimization_level=optimization_level,
-                             seed_transpiler=seed_transpiler)
+    device = resolve_device(backend, shots=shots, optimization_level=optimization_level,
+                            seed_transpiler=seed_transpiler)
     widest = max(c.n_qubits for _, c, _, _, _ in raw_units)
     if device.num_qubits is not None and widest > device.num_qubits:
         raise PlanError(
@@ -473,8 +210,8 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
     cache: dict[Circuit, CircuitCost] = {}  # transpile each distinct circuit once
     for tc, label in tqdm(todo.items(), desc="transpiling", disable=not progress, leave=False):
         tq = device.transpile(tc)
-        dur = _duration(tq, device.target) if device.target is not None else None
-        cache[tc] = CircuitCost(label, _two_qubit_count(tq), int(tq.depth()), dur)
+        dur = critical_path_s(tq, device.target) if device.target is not None else None
+        cache[tc] = CircuitCost(label, two_qubit_count(tq), int(tq.depth()), dur)
     rep = device.rep_delay_s or 0.0
 
     def run_seconds(circuits: Sequence[Circuit], bindings: int) -> float | None:
@@ -519,7 +256,7 @@ def plan_cost(adapter: Any, backend: Any = "aer", *, shots: int = 4096, gradient
     )
 
 
-def _packing(device: _Device, units: Sequence[PlanUnit], raw_units: Sequence[tuple], grad_plans: Sequence[Any],
+def _packing(device: PlanDevice, units: Sequence[PlanUnit], raw_units: Sequence[tuple], grad_plans: Sequence[Any],
              gradient: str, shots: int, rep: float, job_overhead_s: float, circuit_overhead_s: float,
              spacing: int, max_slots: int | None) -> Any:
     """The packed model-bridge plan: one forward job and one backward job for all units."""

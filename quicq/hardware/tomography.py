@@ -55,9 +55,8 @@ above — the only correct route for non-adjacent RBS, and immune to error accum
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,274 +65,23 @@ import torch
 from quicq.circuits.ir import (
     Circuit,
     CircuitError,
-    Gate,
     check_orders,
     sector_indices,
     subsets,
 )
-from quicq.hardware.backends import DEFAULT_SHOTS, Backend, as_angle_batch
-from quicq.hardware.errors import MitigationError
+from quicq.hardware.estimators import combine, compound_with_errors, magnitudes, polar, shot_variance
 from quicq.hardware.mitigation import ZNE, as_zne, check_readout, fold
 from quicq.hardware.outcome import Outcome
+from quicq.hardware.preparations import basis_prep, pair_prep, x_readout
 
-Key = Any  # int (Hamming weight k) or "columns"
+# The plan interface, its result and the shared pieces live in their own modules; they are
+# re-exported here, where they were first defined, so existing imports keep working.
+from quicq.hardware.tomography_base import Key, Tomography, TomographyResult
 
-
-# ---------------------------------------------------------------------------------------------
-# Results
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TomographyResult:
-    """Blocks estimated from one backend call.
-
-    Attributes:
-        blocks: key → (..., rows, cols) estimate (projected when the plan projects). Keys are
-            Hamming weights k for HW-preserving circuits, ``"columns"`` for Pauli circuits.
-        stderr: key → per-entry standard errors (zeros in exact mode).
-        raw: key → the combined estimate before projection.
-        kept_fraction: key → (..., cols) fraction of Z-basis shots kept by post-selection per
-            input column (``None`` when no Z-basis circuits were measured for that key).
-        n_circuits: distinct circuits submitted (each run at every binding).
-        circuit_labels: what each circuit measures.
-        shots: shots per circuit and binding (``None``: exact).
-        backend: backend name.
-        method: estimation method.
-        details: method-specific intermediate estimates (signed X estimates, magnitudes, …).
-        mitigation: what mitigation ran, by technique: ``postselect``, ``readout`` (M3
-            calibration summary or ``None``), ``zne`` (scales, fit, weights or ``None``),
-            ``runtime`` (the backend's own suppression options, e.g. twirling, DD).
-    """
-
-    blocks: dict[Key, np.ndarray]
-    stderr: dict[Key, np.ndarray]
-    raw: dict[Key, np.ndarray]
-    kept_fraction: dict[Key, np.ndarray | None]
-    n_circuits: int
-    circuit_labels: tuple[str, ...]
-    shots: int | None
-    backend: str
-    method: str
-    details: dict[str, Any] = field(default_factory=dict)
-    mitigation: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def keys(self) -> tuple[Key, ...]:
-        """Block keys in order."""
-        return tuple(self.blocks)
-
-    def __getitem__(self, key: Key) -> np.ndarray:
-        return self.blocks[key]
-
-    def summary(self) -> str:
-        """One line per block: shape, mean standard error, mean kept fraction."""
-        head = (f"tomography on {self.backend}: {self.n_circuits} circuits, shots={self.shots}, "
-                f"method={self.method}")
-        lines = [head]
-        if self.mitigation:
-            m = self.mitigation
-            ro = m.get("readout")
-            zne = m.get("zne")
-            lines.append(f"  mitigation: postselect={m.get('postselect')}, readout="
-                         f"{ro['method'] if isinstance(ro, dict) else ro}, zne="
-                         f"{None if zne is None else tuple(zne['scales'])}, runtime={m.get('runtime') or {}}")
-        for k, b in self.blocks.items():
-            kept = self.kept_fraction.get(k)
-            kf = "" if kept is None else f", kept {float(np.mean(kept)):.3f}"
-            lines.append(f"  {k}: {b.shape[-2]}×{b.shape[-1]}, mean stderr "
-                         f"{float(np.mean(self.stderr[k])):.2e}{kf}")
-        return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared pieces
-# ---------------------------------------------------------------------------------------------
-
-
-def pair_prep(n: int, a: Sequence[int], b: Sequence[int], *, minus: bool = False) -> list[Gate]:
-    """IR gates preparing (|a⟩ ± |b⟩)/√2 from |0…0⟩ (a, b: sets of qubits, a ≠ b).
-
-    On the qubits where a and b differ: H on the first, then a CNOT from it to each other one
-    (CNOT = H·CZ·H on the target), giving (|0⟩ ± |a⊕b⟩)/√2 (an X before the H gives −); then
-    X on the qubits of a maps this to (|a⟩ ± |b⟩)/√2 with no extra sign.
-    """
-    diff = sorted(set(a) ^ set(b))
-    if not diff:
-        raise ValueError("pair_prep needs two different basis states")
-    d0 = diff[0]
-    gates = [Gate("x", (d0,))] if minus else []
-    gates.append(Gate("h", (d0,)))
-    for t in diff[1:]:
-        gates += [Gate("h", (t,)), Gate("cz", (d0, t)), Gate("h", (t,))]
-    gates += [Gate("x", (q,)) for q in sorted(a)]
-    return gates
-
-
-def basis_prep(bits: Sequence[int]) -> list[Gate]:
-    """X on each listed qubit: |0…0⟩ → the basis state with those qubits set."""
-    return [Gate("x", (q,)) for q in sorted(bits)]
-
-
-def x_readout(n: int) -> list[Gate]:
-    """H on every qubit: a following Z measurement reads the X basis."""
-    return [Gate("h", (q,)) for q in range(n)]
-
-
-def polar(A: np.ndarray) -> np.ndarray:
-    """Nearest matrix with orthonormal columns (Frobenius norm): U·Vᵀ of the thin SVD; batched."""
-    U, _, Vt = np.linalg.svd(A, full_matrices=False)
-    return U @ Vt
-
-
-def combine(x: np.ndarray, n_x: float, m: np.ndarray, n_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean of the signed estimate x and sign(x)·m, with *fixed* weights n_x : 4·n_m.
-
-    Without noise both estimates have variance ∝ (1 − U²): (1 − U²)/n_x for x from n_x
-    effective shots, (1 − U²)/(4·n_m) for √p̂ from n_m kept shots (delta method). The
-    inverse-variance weights are therefore n_x and 4·n_m whatever U is — weights computed from
-    each estimate's own value would correlate with its error and bias the mean.
-
-    Returns (estimate, variance). The variance is (1 − c²)/(n_x + 4·n_m) plus the sign term:
-    where |x| is comparable to its error the sign may be wrong, which moves sign(x)·m by 2m;
-    with flip probability f = Φ(−|x|/σ_x) that adds (w_m/(w_x + w_m))²·4m²·f(1 − f).
-    """
-    from scipy.special import ndtr
-
-    s = np.where(x >= 0, 1.0, -1.0)
-    wx, wm = n_x, 4.0 * n_m
-    total = wx + wm
-    c = (wx * x + wm * s * m) / total
-    var = np.maximum(1.0 - c**2, 1.0 / np.maximum(total, 1.0)) / total
-    sd_x = np.sqrt(np.maximum(1.0 - x**2, 1.0 / n_x) / n_x)
-    flip = ndtr(-np.abs(x) / sd_x)
-    return c, var + (wm / total) ** 2 * 4.0 * m**2 * flip * (1.0 - flip)
-
-
-def magnitudes(probs: np.ndarray, shots: int | None, postselect: bool
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """From (B, D) in-sector probabilities/frequencies: (|entry| estimates, their variance, kept).
-
-    ``probs`` are the outcome probabilities (or frequencies) of the allowed outcomes only;
-    their sum is the kept fraction. With ``postselect`` they are renormalised to it. Variances
-    are the delta-method (1 − p)/(4·N_kept) with p floored at 1/N_kept (∞ when nothing was
-    kept); per-shot values (N = 1) in exact mode.
-    """
-    kept = probs.sum(-1, keepdims=True)
-    p = probs / np.where(kept > 0, kept, 1.0) if postselect else probs
-    if shots is None:
-        n_eff = np.ones_like(kept)
-        floor = 1e-12
-    else:
-        n_eff = (kept if postselect else np.ones_like(kept)) * shots
-        floor = 1.0 / np.maximum(n_eff, 1.0)
-    var = np.where(n_eff > 0, np.maximum(1.0 - p, floor) / (4.0 * np.maximum(n_eff, 1e-300)), np.inf)
-    return np.sqrt(np.clip(p, 0.0, None)), var, kept[..., 0]
-
-
-def shot_variance(mean: np.ndarray, shots: int | None) -> np.ndarray:
-    """Variance of a ±1 mean from ``shots`` samples, floored at 1/shots² (1e-12 per shot if exact)."""
-    if shots is None:
-        return np.maximum(1.0 - mean**2, 1e-12)
-    return np.maximum(1.0 - mean**2, 1.0 / shots) / shots
-
-
-class Tomography(ABC):
-    """A fixed set of measured circuits and the estimator that turns their outcomes into blocks."""
-
-    circuit: Circuit
-    method: str
-
-    @property
-    @abstractmethod
-    def keys(self) -> tuple[Key, ...]:
-        """Keys of the estimated blocks, in output order."""
-
-    @property
-    @abstractmethod
-    def circuits(self) -> tuple[Circuit, ...]:
-        """The measured circuits (preparation + circuit + basis change)."""
-
-    @property
-    @abstractmethod
-    def labels(self) -> tuple[str, ...]:
-        """One description per measured circuit."""
-
-    @abstractmethod
-    def shapes(self) -> tuple[tuple[int, int], ...]:
-        """(rows, cols) of each block, in key order."""
-
-    @abstractmethod
-    def reduce(self, outcomes: list[Outcome], angles: np.ndarray, shots: int | None) -> dict[str, Any]:
-        """Outcomes (one per circuit, batch B) → dict with blocks/stderr/raw/kept/details (batch B)."""
-
-    @abstractmethod
-    def exact(self, angles: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The exact engine's blocks (differentiable), in key order: the reference."""
-
-    def gradient_plan(self) -> Tomography:
-        """The plan the hybrid bridge uses for shifted estimates by default (see BlockTomography)."""
-        return self
-
-    def tasks(self, angles: np.ndarray) -> list[tuple[Circuit, np.ndarray]]:
-        """Every measured circuit at every binding (one backend call)."""
-        return [(c, angles) for c in self.circuits]
-
-    def mitigation(self) -> dict[str, Any]:
-        """The plan's mitigation options by name (post-selection, readout, ZNE)."""
-        zne = getattr(self, "zne", None)
-        return {"postselect": bool(getattr(self, "postselect", False)),
-                "readout": getattr(self, "readout", None),
-                "zne": None if zne is None else zne.report()}
-
-    def run(self, backend: Backend, angles: Any, shots: int | None | Any = DEFAULT_SHOTS) -> TomographyResult:
-        """Estimate the blocks at ``angles`` (shape (..., n_params)) with one backend call.
-
-        With ``readout="m3"`` the backend's readout mitigator corrects every outcome (its
-        calibration is one extra job the first time a physical qubit is used). A backend that
-        cannot mitigate raises :class:`~quicq.hardware.errors.MitigationError` before anything
-        is submitted.
-        """
-        th = np.asarray(angles.detach().cpu().numpy() if hasattr(angles, "detach") else angles,
-                        dtype=np.float64)
-        lead = th.shape[:-1]
-        flat = as_angle_batch(self.circuit, th.reshape(-1, th.shape[-1]) if th.ndim else th, "angles")
-        shots_used = backend.shots if shots is DEFAULT_SHOTS else shots
-        mitigator = None
-        if getattr(self, "readout", None) is not None:
-            if shots_used is None:
-                raise MitigationError("readout mitigation corrects measured shots; shots=None (exact) has none")
-            mitigator = backend.readout_mitigator()
-        outcomes = backend.sample(self.tasks(flat), shots_used)
-        if mitigator is not None:
-            outcomes = [mitigator.correct(o) for o in outcomes]
-        red = self.reduce(outcomes, flat, shots_used)
-
-        def shape(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a.reshape(lead + a.shape[1:])
-
-        report = self.mitigation()
-        if mitigator is not None:
-            report["readout"] = mitigator.report()
-        report["runtime"] = backend.mitigation_report()
-        return TomographyResult(
-            blocks={k: shape(v) for k, v in red["blocks"].items()},
-            stderr={k: shape(v) for k, v in red["stderr"].items()},
-            raw={k: shape(v) for k, v in red["raw"].items()},
-            kept_fraction={k: shape(v) for k, v in red["kept"].items()},
-            n_circuits=len(self.circuits),
-            circuit_labels=self.labels,
-            shots=shots_used,
-            backend=backend.name,
-            method=self.method,
-            details={k: shape(v) if isinstance(v, np.ndarray) else v for k, v in red.get("details", {}).items()},
-            mitigation=report,
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Hamming-weight-preserving circuits
-# ---------------------------------------------------------------------------------------------
+__all__ = [
+    "BlockTomography", "Key", "Tomography", "TomographyResult", "basis_prep", "combine", "compound_with_errors",
+    "magnitudes", "pair_prep", "polar", "shot_variance", "x_readout",
+]
 
 
 @dataclass(frozen=True)
@@ -509,6 +257,8 @@ class BlockTomography(Tomography):
         return out
 
     def reduce(self, outcomes: list[Outcome], angles: np.ndarray, shots: int | None) -> dict[str, Any]:
+        from quicq.engine import compound
+
         B = angles.shape[0]
         measured = self._measured(outcomes, shots)
         blocks, stderr, raw, kept, details = {}, {}, {}, {}, {}
@@ -528,34 +278,6 @@ class BlockTomography(Tomography):
             else:
                 U = measured[1]
                 blocks[k], stderr[k] = compound_with_errors(U["block"], U["stderr"], k)
-                raw[k] = compound_with_errors(U["raw"], U["stderr"], k)[0]
+                raw[k] = compound(torch.as_tensor(U["raw"], dtype=torch.float64), k).numpy()
                 kept[k] = U["kept"] if k == 1 else None
         return {"blocks": blocks, "stderr": stderr, "raw": raw, "kept": kept, "details": details}
-
-
-def compound_with_errors(U: np.ndarray, se: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """C_k(U) and first-order propagated standard errors (independent entry errors ``se``).
-
-    ∂det U[S,T] / ∂U[s_p, t_q] = ± det U[S∖s_p, T∖t_q] = ± C_{k−1}(U)[S∖s_p, T∖t_q], so
-    var C_k[S,T] = Σ_{p,q} C_{k−1}[S∖s_p, T∖t_q]² · se[s_p, t_q]².
-    """
-    from quicq.engine import compound
-
-    n = U.shape[-1]
-    Ut = torch.as_tensor(U, dtype=torch.float64)
-    Ck = compound(Ut, k).numpy()
-    if k == 1:
-        return Ck, se.copy()
-    Cm = compound(Ut, k - 1).numpy() ** 2
-    prev = {s: i for i, s in enumerate(subsets(n, k - 1))}
-    subs = subsets(n, k)
-    elem = np.array(subs, dtype=np.int64)  # (D, k)
-    rank = np.array([[prev[s[:p] + s[p + 1:]] for p in range(k)] for s in subs], dtype=np.int64)
-    var = np.zeros_like(Ck)
-    se2 = se**2
-    for p in range(k):
-        for q in range(k):
-            minor = Cm[..., rank[:, p], :][..., :, rank[:, q]]
-            err = se2[..., elem[:, p], :][..., :, elem[:, q]]
-            var += minor * err
-    return Ck, np.sqrt(var)
