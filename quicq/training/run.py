@@ -27,7 +27,7 @@ from quicq.training.errors import ConfigError
 from quicq.training.loop import HybridTrainer, StepCallback
 from quicq.training.tasks import TaskBundle, build_task, epoch_batches, skeleton_model
 
-__all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "run_config", "train"]
+__all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "environment", "run_config", "train"]
 
 #: [backend] keys that are not backend-constructor arguments of the same name.
 _RESERVED = ("shots", "seed", "retries", "retry_delay", "timeout", "magnitudes", "postselect", "noise")
@@ -188,7 +188,7 @@ def _plot(path: Path, losses: list[float], title: str) -> str | None:
     return str(path)
 
 
-def _environment() -> dict[str, Any]:
+def environment() -> dict[str, Any]:
     """Facts that make a summary reproducible: commit, command, date, machine, versions."""
     import datetime
     import os
@@ -248,7 +248,7 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: I
             "executions": run.source.executions},
         "test_accuracy_exact_blocks": evaluation.get("exact_blocks", {}).get("accuracy"),
         "checkpoints": str(out / "checkpoints"), "adapter": str(out / "adapter"), "plot": plot,
-        "seconds": result.seconds, "environment": _environment(),
+        "seconds": result.seconds, "environment": environment(),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
