@@ -77,3 +77,23 @@ def test_readout_mitigation_rides_in_the_same_jobs(tmp_path: Path, sampler_jobs)
     assert len(sampler_jobs) == 2  # M3 calibrates through the simulator itself, not a Sampler job
     res = next(iter(run.source.last_results.values()))
     assert res.mitigation["readout"]["method"] == "m3" and res.mitigation["readout"]["calibrated_qubits"]
+
+
+def test_noisy_block_tomography_options_train_and_evaluate_raw_vs_mitigated(tmp_path: Path, sampler_jobs) -> None:
+    from quicq.hardware.mitigation import NOISY_BLOCK_TOMOGRAPHY
+    from quicq.training.run import train
+
+    cfg = _config(tmp_path / "run", "surrogate", "aer-noisy:fake_manila",
+                  **{k: v for k, v in NOISY_BLOCK_TOMOGRAPHY.items() if k != "magnitudes"})
+    cfg["backend"]["magnitudes"] = NOISY_BLOCK_TOMOGRAPHY["magnitudes"]
+    cfg["train"]["steps"] = 1
+    cfg["eval"] = {"exact": True, "estimated": True, "raw": True}
+    summary = train(cfg, progress=False)
+    ev = summary["evaluation"]
+    assert ev["estimated_blocks"]["options"] == ["zne"] and ev["estimated_blocks_raw"]["options"] == []
+    assert all(0.0 <= ev[k]["accuracy"] <= 1.0 for k in ev)
+    assert ev["estimated_blocks"]["mitigation"]["zne"]["scales"] == [1, 3]
+    assert ev["estimated_blocks_raw"]["mitigation"]["zne"] is None
+    assert ev["estimated_blocks"]["jobs"] == ev["estimated_blocks_raw"]["jobs"] == 1
+    # training step (surrogate: 1 job) + one job per evaluation estimate, each for all three layers
+    assert len(sampler_jobs) == 1 + 2

@@ -152,11 +152,13 @@ def _estimated_accuracy(run: Run, *, mitigated: bool) -> dict[str, Any]:
     bridge = attach_hardware(model, backend, "surrogate", magnitudes=b["magnitudes"], postselect=b["postselect"],
                              seed=b["seed"], tomography=tomo)
     try:
-        bridge.pin()  # every block estimated once, in one job; every test batch uses that estimate
+        estimates = bridge.pin()  # every block estimated once, in one job; every test batch uses that estimate
         acc = run.task.evaluate(model)
     finally:
         bridge.detach()
+    report = next(iter(estimates.values())).mitigation  # the same options for every unit
     return {"accuracy": acc, "backend": str(backend.name), "options": sorted(cfg["mitigation"]) if mitigated else [],
+            "mitigation": json.loads(json.dumps(report, default=str)), "jobs": bridge.jobs,
             "estimate_seconds": round(time.perf_counter() - t0, 2)}
 
 
