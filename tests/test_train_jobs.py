@@ -97,3 +97,19 @@ def test_noisy_block_tomography_options_train_and_evaluate_raw_vs_mitigated(tmp_
     assert ev["estimated_blocks"]["jobs"] == ev["estimated_blocks_raw"]["jobs"] == 1
     # training step (surrogate: 1 job) + one job per evaluation estimate, each for all three layers
     assert len(sampler_jobs) == 1 + 2
+
+
+def test_resume_restores_the_packed_backends_inner_sampler_too() -> None:
+    from quicq.adapters import QuICConfig, get_quicq_model
+    from quicq.hardware import AerBackend
+    from quicq.hardware.model_bridge import ModelHardwareBridge
+    from quicq.hardware.packing import PackedBackend
+    from quicq.training.sources import hardware_generators
+
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8))
+    qm = get_quicq_model(net, QuICConfig(target_modules=["0", "2"], block_size=4, orders=(1,)))
+    inner = AerBackend(shots=100, seed=0)
+    packed = PackedBackend(inner, max_slots=2, seed=1)
+    gens = hardware_generators(ModelHardwareBridge(qm, packed, gradient="spsa", seed=0, attach=False))
+    assert gens["backend0._rng"] is packed._rng and gens["backend1._rng"] is inner._rng
+    assert {"0.rng", "2.rng"} <= set(gens)  # each unit's SPSA stream

@@ -88,6 +88,8 @@ def attach_hardware(model: Any, backend: Any, gradient: str, *, magnitudes: bool
 
 
 def hardware_generators(bridge: Any) -> dict[str, np.random.Generator]:
-    """Named random generators a bit-exact resume restores: the backend's shot sampler and the bridge's SPSA streams."""
-    return find_generators(bridge.backend, prefix="backend") | bridge.generators()
+    """Named random generators a bit-exact resume restores: the backend's shot sampler (and, for a
+    :class:`~quicq.hardware.packing.PackedBackend`, its inner backend's) and the bridge's SPSA streams."""
+    backend = bridge.backend
+    return find_generators(backend, getattr(backend, "inner", None), prefix="backend") | bridge.generators()
 
