@@ -177,6 +177,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     resumed = f" (resumed from step {summary['resumed_from']})" if summary["resumed_from"] else ""
     losses = summary["losses"]
     print(f"trained {summary['steps']} steps{resumed} on {summary['backend']} with {summary['gradient']} gradients")
+    hw = summary.get("hardware")
+    if hw:  # one model-level bridge: jobs per step do not grow with the number of adapted layers
+        print(f"hardware: {len(hw['units'])} adapter circuit(s), {hw['jobs']} job(s), "
+              f"{hw['executions']:,} circuit executions (this run)")
     if losses:
         print(f"loss: first {losses[0]:.4f}, last {losses[-1]:.4f}")
     labels = {"exact_blocks": "exact blocks", "estimated_blocks": "blocks estimated on the backend",
