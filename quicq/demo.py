@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from quicq.circuits.bundle import compile_adapter
+from quicq.demo_blocks import accuracy_with, estimate_all, estimate_mitigated, exact_blocks
 from quicq.demo_report import plots, summary_table
 from quicq.errors import QuicqError
 from quicq.hardware.mitigation import NOISY_BLOCK_TOMOGRAPHY
@@ -140,109 +141,6 @@ def _quic_config(s: DemoSettings, *, head: bool, targets: Sequence[str] = TARGET
 
 
 # ---------------------------------------------------------------------------------------------
-# Block estimates
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Estimate:
-    """Blocks of every adapted layer from one backend condition, with error statistics."""
-
-    label: str
-    blocks: dict[str, list[torch.Tensor]]  # layer → one (N', D, D) tensor per order
-    max_abs_error: float
-    mean_abs_error: float
-    magnitude_mean_abs_error: float | None  # Z-basis |U| estimates alone: where post-selection acts
-    kept_fraction: float | None
-    seconds: float
-    circuits: int
-
-
-def _exact_blocks(model: Any) -> dict[str, list[torch.Tensor]]:
-    with torch.no_grad():
-        return {name: [b.detach().double() for b in layer.blocks()] for name, layer in model.quicq_layers().items()}
-
-
-def _estimate_all(model: Any, backend: Any, shots: int, exact: dict[str, list[torch.Tensor]],
-                  postselect_variants: Sequence[bool]) -> list[Estimate]:
-    """Estimate every layer's blocks on ``backend``; one sampling per layer, reduced per variant."""
-    from quicq.hardware.tomography import BlockTomography
-
-    per_variant: dict[bool, dict[str, Any]] = {v: {"blocks": {}, "err": [], "kept": [], "mag": [], "circuits": 0}
-                                               for v in postselect_variants}
-    t0 = time.perf_counter()
-    for name, layer in model.quicq_layers().items():
-        spec = layer.quic_spec["default"]
-        angles = layer.angles().detach().double().numpy()
-        plans = {v: BlockTomography(layer.circuit(), spec.orders, magnitudes=True, postselect=v)
-                 for v in postselect_variants}
-        first = plans[postselect_variants[0]]
-        outcomes = backend.sample(first.tasks(angles), shots)  # the same shots for every variant
-        for v, plan in plans.items():
-            red = plan.reduce(outcomes, angles, shots)
-            rec = per_variant[v]
-            rec["blocks"][name] = [torch.as_tensor(red["blocks"][k]) for k in spec.orders]
-            rec["err"] += [np.abs(red["blocks"][k] - exact[name][i].numpy()).ravel()
-                           for i, k in enumerate(spec.orders)]
-            if red["kept"].get(1) is not None:
-                rec["kept"].append(np.asarray(red["kept"][1]).ravel())
-            mag = red.get("details", {}).get("magnitude_1")
-            if mag is not None and 1 in spec.orders:
-                u = exact[name][spec.orders.index(1)].numpy()
-                rec["mag"].append(np.abs(mag - np.abs(u)).ravel())
-            rec["circuits"] += len(plan.circuits)
-    secs = time.perf_counter() - t0
-    out = []
-    for v, rec in per_variant.items():
-        err = np.concatenate(rec["err"])
-        kept = float(np.mean(np.concatenate(rec["kept"]))) if rec["kept"] else None
-        label = f"{backend.name}" + ("" if len(postselect_variants) == 1 else
-                                     (", post-selected" if v else ", no post-selection"))
-        mag = float(np.mean(np.concatenate(rec["mag"]))) if rec["mag"] else None
-        out.append(Estimate(label, rec["blocks"], float(err.max()), float(err.mean()), mag, kept, secs,
-                            rec["circuits"]))
-    return out
-
-
-def _estimate_mitigated(model: Any, backend: Any, shots: int, exact: dict[str, list[torch.Tensor]],
-                        options: dict[str, Any]) -> tuple[Estimate, dict[str, Any]]:
-    """Every layer's blocks with ``options`` (:data:`NOISY_BLOCK_TOMOGRAPHY`) in one job, via the model bridge."""
-    opts = dict(options)
-    magnitudes = bool(opts.pop("magnitudes", True))
-    t0 = time.perf_counter()
-    bridge = ModelHardwareBridge(model, backend, gradient="surrogate", shots=shots, magnitudes=magnitudes,
-                                 tomography=opts, attach=False)
-    with torch.no_grad():
-        bridge.refresh()
-    secs = time.perf_counter() - t0
-    blocks, err = {}, []
-    for u in bridge.units:
-        blocks[u.name] = [b.detach().double() for b in u.cache.outputs]
-        err += [np.abs(b.numpy() - e.numpy()).ravel() for b, e in zip(blocks[u.name], exact[u.name])]
-    e = np.concatenate(err)
-    label = f"{backend.name}, mitigated ({'signed' if not magnitudes else 'derived'}"
-    label += " + ZNE" if opts.get("zne") else ""
-    label += " + M3" if opts.get("readout") else ""
-    label += ")"
-    first = next(iter(bridge.last_results.values()))
-    info = {"options": {"magnitudes": magnitudes, **{k: v for k, v in opts.items()}}, "jobs": bridge.jobs,
-            "mitigation": first.mitigation if first is not None else None}
-    circuits = sum(len(u.plan.circuits) for u in bridge.units)
-    return Estimate(label, blocks, float(e.max()), float(e.mean()), None, None, secs, circuits), info
-
-
-def _accuracy_with(model: Any, blocks: dict[str, list[torch.Tensor]] | None, x: torch.Tensor, y: torch.Tensor) -> float:
-    layers = model.quicq_layers()
-    for name, layer in layers.items():
-        layer.set_block_source(None if blocks is None else [b.float() for b in blocks[name]])
-    try:
-        return accuracy(model, x, y)
-    finally:
-        for layer in layers.values():
-            layer.set_block_source(None)
-
-
-# ---------------------------------------------------------------------------------------------
 # The demo
 # ---------------------------------------------------------------------------------------------
 
@@ -322,13 +220,13 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
 
     # (c) block estimates ---------------------------------------------------------------------------
     log.stage(f"estimating every block: ideal Aer and noisy {s.noisy_device}, {s.shots} shots per circuit")
-    exact = _exact_blocks(quic)
+    exact = exact_blocks(quic)
     ideal_backend = backend_from_spec("aer", shots=s.shots, seed=s.seed + 1)
     noisy_backend = backend_from_spec(f"aer-noisy:{s.noisy_device}", shots=s.shots, seed=s.seed + 2)
-    (ideal,) = _estimate_all(quic, ideal_backend, s.shots, exact, (True,))
-    noisy_raw, noisy_ps = _estimate_all(quic, noisy_backend, s.shots, exact, (False, True))
+    (ideal,) = estimate_all(quic, ideal_backend, s.shots, exact, (True,))
+    noisy_raw, noisy_ps = estimate_all(quic, noisy_backend, s.shots, exact, (False, True))
     # the same total shots: n signed circuits × 2 ZNE scales at S shots = 2n derived circuits at S
-    mitigated, mit_info = _estimate_mitigated(quic, noisy_backend, s.shots, exact, NOISY_BLOCK_TOMOGRAPHY)
+    mitigated, mit_info = estimate_mitigated(quic, noisy_backend, s.shots, exact, NOISY_BLOCK_TOMOGRAPHY)
     estimates = (ideal, noisy_raw, noisy_ps, mitigated)
     for e in estimates:
         kept = "" if e.kept_fraction is None else f", kept {e.kept_fraction:.3f} of Z-basis shots"
@@ -344,11 +242,11 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     # (d) accuracy with estimated blocks --------------------------------------------------------------
     log.stage("test accuracy with exact, shot-estimated and noisy blocks")
     accs = {
-        "exact blocks": _accuracy_with(quic, exact, data.x_test, data.y_test),
-        f"Aer, {s.shots} shots": _accuracy_with(quic, ideal.blocks, data.x_test, data.y_test),
-        f"{s.noisy_device} noise, no post-selection": _accuracy_with(quic, noisy_raw.blocks, data.x_test, data.y_test),
-        f"{s.noisy_device} noise, post-selected": _accuracy_with(quic, noisy_ps.blocks, data.x_test, data.y_test),
-        f"{s.noisy_device} noise, mitigated": _accuracy_with(quic, mitigated.blocks, data.x_test, data.y_test),
+        "exact blocks": accuracy_with(quic, exact, data.x_test, data.y_test),
+        f"Aer, {s.shots} shots": accuracy_with(quic, ideal.blocks, data.x_test, data.y_test),
+        f"{s.noisy_device} noise, no post-selection": accuracy_with(quic, noisy_raw.blocks, data.x_test, data.y_test),
+        f"{s.noisy_device} noise, post-selected": accuracy_with(quic, noisy_ps.blocks, data.x_test, data.y_test),
+        f"{s.noisy_device} noise, mitigated": accuracy_with(quic, mitigated.blocks, data.x_test, data.y_test),
     }
     for k, v in accs.items():
         print(f"    {k:<40} {v:.4f}")
