@@ -179,6 +179,7 @@ def test_tomography_options_reach_every_plan_and_unknown_ones_are_refused():
     bridge = ModelHardwareBridge(_quic(3), be, magnitudes=False, tomography={"zne": True}, attach=False)
     assert all(u.plan.zne is not None and not u.plan.magnitudes for u in bridge.units)
     assert all(u.grad_plan.zne is not None for u in bridge.units)  # shifted estimates mitigated alike
+    assert bridge.units[0].plan.mitigation()["postselect"] is False  # signed circuits: nothing to post-select
     with pytest.raises(BridgeError, match=r"BlockTomography takes no option\(s\) \['column_pairs'\]"):
         ModelHardwareBridge(_quic(1), be, tomography={"column_pairs": "star"})
     with pytest.raises(BridgeError, match="magnitudes="):

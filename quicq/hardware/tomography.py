@@ -282,7 +282,8 @@ class Tomography(ABC):
     def mitigation(self) -> dict[str, Any]:
         """The plan's mitigation options by name (post-selection, readout, ZNE)."""
         zne = getattr(self, "zne", None)
-        return {"postselect": bool(getattr(self, "postselect", False)),
+        # a signed-only block plan (magnitudes=False) measures nothing that post-selection acts on
+        return {"postselect": bool(getattr(self, "postselect", False)) and bool(getattr(self, "magnitudes", True)),
                 "readout": getattr(self, "readout", None),
                 "zne": None if zne is None else zne.report()}
 
