@@ -177,6 +177,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     resumed = f" (resumed from step {summary['resumed_from']})" if summary["resumed_from"] else ""
     losses = summary["losses"]
     print(f"trained {summary['steps']} steps{resumed} on {summary['backend']} with {summary['gradient']} gradients")
+    hw = summary.get("hardware")
+    if hw:  # one model-level bridge: jobs per step do not grow with the number of adapted layers
+        print(f"hardware: {len(hw['units'])} adapter circuit(s), {hw['jobs']} job(s), "
+              f"{hw['executions']:,} circuit executions (this run)")
     if losses:
         print(f"loss: first {losses[0]:.4f}, last {losses[-1]:.4f}")
     labels = {"exact_blocks": "exact blocks", "estimated_blocks": "blocks estimated on the backend",
@@ -193,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quicq.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, progress=not args.no_progress)
+    run_demo(args.out, quick=args.quick, progress=not args.no_progress, results=args.results)
     return 0
 
 
@@ -335,13 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="end-to-end demo on local simulators (offline)", formatter_class=_formatter,
                        description="Digits 0–4 → 5–9 with a QuIC adapter: exact fine-tuning, QASM 3, block estimates "
-                                   "on Aer and a noisy fake IBM device (± post-selection), accuracy with estimated "
+                                   "on Aer and a noisy fake IBM device (± post-selection, mitigated), accuracy with estimated "
                                    "blocks, a short hybrid training run, plots and a summary.",
                        epilog="examples:\n  quicq demo                 # full demo, a few minutes\n"
                               "  quicq demo --quick --out /tmp/demo   # < 1 minute")
     p.add_argument("--out", default="out/demo", help="output directory (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="tiny settings (CI smoke run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (bars show only on a terminal)")
+    p.add_argument("--results", metavar="PATH", default=None,
+                   help="also write the summary JSON (with commit, command, date, cores, load) to PATH, "
+                        "e.g. results/demo.json — README's demo table is generated from it")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -8,15 +8,20 @@ blocks each); the new head is trained too. The demo then
 a. fine-tunes exactly (torch engine) and compares with training the head alone;
 b. compiles the trained circuits to OpenQASM 3 (and 2) with a manifest;
 c. estimates every block from shots on ideal Aer, and on Aer with FakeManilaV2's noise model with
-   and without Hamming-weight post-selection (the same shots, reduced both ways);
-d. evaluates test accuracy with exact, shot-estimated and noisy blocks plugged into the layers
-   through their block-source hook;
+   and without Hamming-weight post-selection (the same shots, reduced both ways), and mitigated
+   (:data:`~quicq.hardware.mitigation.NOISY_BLOCK_TOMOGRAPHY`: the signed estimator with ZNE, at
+   the same total shots; every layer in one job through the model bridge);
+d. evaluates test accuracy with exact, shot-estimated, noisy and mitigated blocks plugged into
+   the layers through their block-source hook;
 e. runs a short hybrid training on Aer — forward from block estimates, backward by parameter
-   shift — next to an exact-gradient twin on the same batches;
+   shift, 2 jobs per step for all three layers
+   (:class:`~quicq.hardware.model_bridge.ModelHardwareBridge`) — next to an exact-gradient twin
+   on the same batches;
 f. draws training curves, block-error heatmaps and the block circuit;
 g. prints a summary table and writes ``summary.json`` (plus a cost plan for a real device).
 
-Everything lands in ``--out`` (default ``out/demo``). ``--quick`` shrinks every setting (CI).
+Everything lands in ``--out`` (default ``out/demo``); ``--results PATH`` also writes the summary
+there (``results/demo.json``). ``--quick`` shrinks every setting (CI).
 """
 
 from __future__ import annotations
@@ -35,15 +40,23 @@ import torch
 from torch import nn
 
 from quicq.circuits.bundle import compile_adapter
+from quicq.demo_blocks import accuracy_with, estimate_all, estimate_mitigated, exact_blocks
 from quicq.demo_report import plots, summary_table
-from quicq.hardware.bridge import HardwareBlockSource
+from quicq.errors import QuicqError
+from quicq.hardware.mitigation import NOISY_BLOCK_TOMOGRAPHY
+from quicq.hardware.model_bridge import ModelHardwareBridge
 from quicq.hardware.spec import backend_from_spec
 from quicq.tasks.digits import digits_split, pretrain_digits_cnn
-from quicq.training.atomic import atomic_write_bytes
+from quicq.training.atomic import atomic_write_bytes, atomic_write_text
 from quicq.training.loop import HybridTrainer
+from quicq.training.run import environment
 from quicq.training.tasks import accuracy, epoch_batches
 
 TARGETS = ("conv2", "fc1", "fc2")
+
+
+class DemoError(QuicqError, ValueError):
+    """The demo was asked for something it cannot do (checked before any work)."""
 
 
 @dataclass(frozen=True)
@@ -128,98 +141,33 @@ def _quic_config(s: DemoSettings, *, head: bool, targets: Sequence[str] = TARGET
 
 
 # ---------------------------------------------------------------------------------------------
-# Block estimates
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Estimate:
-    """Blocks of every adapted layer from one backend condition, with error statistics."""
-
-    label: str
-    blocks: dict[str, list[torch.Tensor]]  # layer → one (N', D, D) tensor per order
-    max_abs_error: float
-    mean_abs_error: float
-    magnitude_mean_abs_error: float | None  # Z-basis |U| estimates alone: where post-selection acts
-    kept_fraction: float | None
-    seconds: float
-    circuits: int
-
-
-def _exact_blocks(model: Any) -> dict[str, list[torch.Tensor]]:
-    with torch.no_grad():
-        return {name: [b.detach().double() for b in layer.blocks()] for name, layer in model.quicq_layers().items()}
-
-
-def _estimate_all(model: Any, backend: Any, shots: int, exact: dict[str, list[torch.Tensor]],
-                  postselect_variants: Sequence[bool]) -> list[Estimate]:
-    """Estimate every layer's blocks on ``backend``; one sampling per layer, reduced per variant."""
-    from quicq.hardware.tomography import BlockTomography
-
-    per_variant: dict[bool, dict[str, Any]] = {v: {"blocks": {}, "err": [], "kept": [], "mag": [], "circuits": 0}
-                                               for v in postselect_variants}
-    t0 = time.perf_counter()
-    for name, layer in model.quicq_layers().items():
-        spec = layer.quic_spec["default"]
-        angles = layer.angles().detach().double().numpy()
-        plans = {v: BlockTomography(layer.circuit(), spec.orders, magnitudes=True, postselect=v)
-                 for v in postselect_variants}
-        first = plans[postselect_variants[0]]
-        outcomes = backend.sample(first.tasks(angles), shots)  # the same shots for every variant
-        for v, plan in plans.items():
-            red = plan.reduce(outcomes, angles, shots)
-            rec = per_variant[v]
-            rec["blocks"][name] = [torch.as_tensor(red["blocks"][k]) for k in spec.orders]
-            rec["err"] += [np.abs(red["blocks"][k] - exact[name][i].numpy()).ravel()
-                           for i, k in enumerate(spec.orders)]
-            if red["kept"].get(1) is not None:
-                rec["kept"].append(np.asarray(red["kept"][1]).ravel())
-            mag = red.get("details", {}).get("magnitude_1")
-            if mag is not None and 1 in spec.orders:
-                u = exact[name][spec.orders.index(1)].numpy()
-                rec["mag"].append(np.abs(mag - np.abs(u)).ravel())
-            rec["circuits"] += len(plan.circuits)
-    secs = time.perf_counter() - t0
-    out = []
-    for v, rec in per_variant.items():
-        err = np.concatenate(rec["err"])
-        kept = float(np.mean(np.concatenate(rec["kept"]))) if rec["kept"] else None
-        label = f"{backend.name}" + ("" if len(postselect_variants) == 1 else
-                                     (", post-selected" if v else ", no post-selection"))
-        mag = float(np.mean(np.concatenate(rec["mag"]))) if rec["mag"] else None
-        out.append(Estimate(label, rec["blocks"], float(err.max()), float(err.mean()), mag, kept, secs,
-                            rec["circuits"]))
-    return out
-
-
-def _accuracy_with(model: Any, blocks: dict[str, list[torch.Tensor]] | None, x: torch.Tensor, y: torch.Tensor) -> float:
-    layers = model.quicq_layers()
-    for name, layer in layers.items():
-        layer.set_block_source(None if blocks is None else [b.float() for b in blocks[name]])
-    try:
-        return accuracy(model, x, y)
-    finally:
-        for layer in layers.values():
-            layer.set_block_source(None)
-
-
-# ---------------------------------------------------------------------------------------------
 # The demo
 # ---------------------------------------------------------------------------------------------
 
 
 def run_demo(out: str | Path = "out/demo", *, quick: bool = False, progress: bool = True,
-             settings: DemoSettings | None = None) -> dict[str, Any]:
-    """Run the demo (module docstring) and return the summary dict written to ``summary.json``."""
+             settings: DemoSettings | None = None, results: str | Path | None = None) -> dict[str, Any]:
+    """Run the demo (module docstring) and return the summary dict written to ``summary.json``.
+
+    ``results``: also write that summary to this path (e.g. ``results/demo.json``, which the
+    README's demo table is generated from); it carries commit, command, date, cores, torch
+    threads and load average either way (``summary["environment"]``).
+    """
     s = settings or (QUICK if quick else FULL)
+    if results is not None and Path(results).is_dir():
+        raise DemoError(f"results must be a file path (e.g. results/demo.json), got the directory {results}")
     threads = torch.get_num_threads()
     # The model is tiny: one intra-op thread is fastest, and avoids the heavy slow-down of
     # oversubscribed OpenMP threads when other processes share the cores.
     torch.set_num_threads(1)
     try:
-        return _run(Path(out), s, quick=quick, progress=progress)
+        summary = _run(Path(out), s, quick=quick, progress=progress)
     finally:
         torch.set_num_threads(threads)
+    if results is not None:
+        atomic_write_text(Path(results), json.dumps(summary, indent=1) + "\n")
+        print(f"wrote {results}")
+    return summary
 
 
 def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str, Any]:
@@ -272,28 +220,33 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
 
     # (c) block estimates ---------------------------------------------------------------------------
     log.stage(f"estimating every block: ideal Aer and noisy {s.noisy_device}, {s.shots} shots per circuit")
-    exact = _exact_blocks(quic)
+    exact = exact_blocks(quic)
     ideal_backend = backend_from_spec("aer", shots=s.shots, seed=s.seed + 1)
     noisy_backend = backend_from_spec(f"aer-noisy:{s.noisy_device}", shots=s.shots, seed=s.seed + 2)
-    (ideal,) = _estimate_all(quic, ideal_backend, s.shots, exact, (True,))
-    noisy_raw, noisy_ps = _estimate_all(quic, noisy_backend, s.shots, exact, (False, True))
-    for e in (ideal, noisy_raw, noisy_ps):
+    (ideal,) = estimate_all(quic, ideal_backend, s.shots, exact, (True,))
+    noisy_raw, noisy_ps = estimate_all(quic, noisy_backend, s.shots, exact, (False, True))
+    # the same total shots: n signed circuits × 2 ZNE scales at S shots = 2n derived circuits at S
+    mitigated, mit_info = estimate_mitigated(quic, noisy_backend, s.shots, exact, NOISY_BLOCK_TOMOGRAPHY)
+    estimates = (ideal, noisy_raw, noisy_ps, mitigated)
+    for e in estimates:
         kept = "" if e.kept_fraction is None else f", kept {e.kept_fraction:.3f} of Z-basis shots"
         mag = "" if e.magnitude_mean_abs_error is None else f", Z-basis |U| mean err {e.magnitude_mean_abs_error:.4f}"
         print(f"    {e.label:<40} max |ΔB| {e.max_abs_error:.4f}, mean {e.mean_abs_error:.4f}{mag}{kept}")
     np.savez(out / "blocks.npz", **{f"{cond}__{layer}__k{k}": blocks[i].numpy()
                                      for cond, est in (("exact", exact), ("aer", ideal.blocks),
                                                        ("noisy_raw", noisy_raw.blocks),
-                                                       ("noisy_postselected", noisy_ps.blocks))
+                                                       ("noisy_postselected", noisy_ps.blocks),
+                                                       ("noisy_mitigated", mitigated.blocks))
                                      for layer, blocks in est.items() for i, k in enumerate(s.orders)})
 
     # (d) accuracy with estimated blocks --------------------------------------------------------------
     log.stage("test accuracy with exact, shot-estimated and noisy blocks")
     accs = {
-        "exact blocks": _accuracy_with(quic, exact, data.x_test, data.y_test),
-        f"Aer, {s.shots} shots": _accuracy_with(quic, ideal.blocks, data.x_test, data.y_test),
-        f"{s.noisy_device} noise, no post-selection": _accuracy_with(quic, noisy_raw.blocks, data.x_test, data.y_test),
-        f"{s.noisy_device} noise, post-selected": _accuracy_with(quic, noisy_ps.blocks, data.x_test, data.y_test),
+        "exact blocks": accuracy_with(quic, exact, data.x_test, data.y_test),
+        f"Aer, {s.shots} shots": accuracy_with(quic, ideal.blocks, data.x_test, data.y_test),
+        f"{s.noisy_device} noise, no post-selection": accuracy_with(quic, noisy_raw.blocks, data.x_test, data.y_test),
+        f"{s.noisy_device} noise, post-selected": accuracy_with(quic, noisy_ps.blocks, data.x_test, data.y_test),
+        f"{s.noisy_device} noise, mitigated": accuracy_with(quic, mitigated.blocks, data.x_test, data.y_test),
     }
     for k, v in accs.items():
         print(f"    {k:<40} {v:.4f}")
@@ -302,9 +255,15 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
          "magnitude_mean_abs_error": e.magnitude_mean_abs_error,
          "max_abs_error_x_sqrt_shots": e.max_abs_error * math.sqrt(s.shots), "kept_fraction": e.kept_fraction,
          "circuits": e.circuits, "seconds": round(e.seconds, 2), "test_accuracy": acc}
-        for e, acc in zip((ideal, noisy_raw, noisy_ps), list(accs.values())[1:])
+        for e, acc in zip(estimates, list(accs.values())[1:])
     ]
     summary["accuracy"] = accs
+    kept = accs[f"{s.noisy_device} noise, mitigated"] / accs["exact blocks"]
+    summary["mitigated"] = {**mit_info, "condition": mitigated.label, "fraction_of_exact_accuracy": kept,
+                            "goal": 0.99, "goal_met": bool(kept >= 0.99),
+                            "mean_error_ratio_vs_raw": noisy_raw.mean_abs_error / mitigated.mean_abs_error}
+    print(f"    mitigated blocks keep {100 * kept:.1f}% of the exact-block accuracy (goal ≥ 99%); mean |ΔB| "
+          f"{noisy_raw.mean_abs_error / mitigated.mean_abs_error:.2f}× lower than raw")
 
     # (e) hybrid training ------------------------------------------------------------------------------
     log.stage(f"hybrid training on Aer: parameter-shift gradients, {s.hybrid_steps} steps, {s.hybrid_shots} shots")
@@ -313,14 +272,16 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     def fixed_batch(step: int) -> torch.Tensor:
         return hy_idx
 
-    def engine_loss(m: Any, source: Any) -> float:
-        """Loss on the fixed batch with the engine's exact blocks (no shot noise); ``source`` is restored."""
-        m.set_block_source(None)
+    def engine_loss(m: Any, bridge: ModelHardwareBridge | None) -> float:
+        """Loss on the fixed batch with the engine's exact blocks (no shot noise); ``bridge`` is re-attached."""
+        if bridge is not None:
+            bridge.detach()
         try:
             with torch.no_grad():
                 return float(loss_fn(m, hy_idx))
         finally:
-            m.set_block_source(source)
+            if bridge is not None:
+                bridge.attach()
 
     runs: dict[str, list[float]] = {}
     hybrid_info: dict[str, Any] = {}
@@ -329,29 +290,35 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
         # start from the head-only model; train the adapter angles only (head frozen)
         m = get_quicq_model(copy.deepcopy(head_model), _quic_config(s, head=False, targets=s.hybrid_targets))
         gens: dict[str, np.random.Generator] = {}
-        src = None
-        if spec is not None:
+        bridge = None
+        if spec is not None:  # every layer's circuits in one job per step direction
+            from quicq.training.sources import hardware_generators
+
             be = backend_from_spec(spec, shots=s.hybrid_shots, seed=s.seed + 3)
-            src = HardwareBlockSource(be, "parameter_shift", seed=s.seed).prepare(m)
-            m.set_block_source(src)
-            gens = src.generators()
+            bridge = ModelHardwareBridge(m, be, gradient="parameter_shift", seed=s.seed)
+            gens = hardware_generators(bridge)
         ckpt = out / "hybrid" / "checkpoints" if spec else None
         if ckpt is not None and ckpt.exists():  # a fresh run every time the demo is run
             for f in ckpt.iterdir():
                 f.unlink()
-        before = engine_loss(m, src)
+        before = engine_loss(m, bridge)
         t0 = time.perf_counter()
         losses = _train(m, _adam(m, s.hybrid_lr, s.head_lr), loss_fn, fixed_batch, s.hybrid_steps,
                         progress=progress, checkpoint_dir=ckpt, generators=gens)
+        jobs = bridge.jobs if bridge is not None else 0  # training's jobs: forward + backward per step
         with torch.no_grad():  # the loss after the last update (blocks from the same source)
             losses.append(float(loss_fn(m, hy_idx)))
         secs = time.perf_counter() - t0
         runs[label] = losses
-        after = engine_loss(m, src)
-        m.set_block_source(None)
+        after = engine_loss(m, bridge)
+        if bridge is not None:
+            bridge.detach()
         hybrid_info[label] = {"losses": losses, "engine_loss_before": before, "engine_loss_after": after,
                               "seconds": round(secs, 2),
                               "test_accuracy_exact_blocks": accuracy(m, data.x_test, data.y_test)}
+        if bridge is not None:
+            hybrid_info[label] |= {"training_jobs": jobs, "jobs_per_step": jobs / max(1, s.hybrid_steps),
+                                   "executions": bridge.executions}
         print(f"    {label:<28} loss {losses[0]:.4f} → {losses[-1]:.4f} (exact blocks: {before:.4f} → "
               f"{after:.4f}; {secs:.1f} s)")
     summary["hybrid"] = {"batch_images": s.hybrid_batch, "shots": s.hybrid_shots, "lr": s.hybrid_lr,
@@ -363,7 +330,7 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     log.stage("plots: training curves, block-error heatmaps, circuit drawing")
     heat_layer = "fc2"
     heat = []
-    for e in (ideal, noisy_raw, noisy_ps):
+    for e in estimates:
         for i, k in enumerate(s.orders):
             err = np.abs(e.blocks[heat_layer][i][0].numpy() - exact[heat_layer][i][0].numpy())
             heat.append((f"{heat_layer} block 0, k={k}\n{e.label}", err))
@@ -385,6 +352,7 @@ def _run(out: Path, s: DemoSettings, *, quick: bool, progress: bool) -> dict[str
     log.done()
     summary["stage_seconds"] = log.times
     summary["total_seconds"] = round(log.elapsed, 1)
+    summary["environment"] = environment()  # commit, command, date, cores, torch threads (1 here), load
     table = summary_table(summary)
     print()
     print(table)

@@ -127,6 +127,7 @@ def test_train_runs_a_config_and_resumes(tmp_path: Path, capsys, monkeypatch) ->
         assert main(["train", str(path), "--no-progress"]) == 0
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["steps"] == 2 and summary["resumed_from"] is None
+        assert "hardware: 1 adapter circuit(s), 2 job(s)" in capsys.readouterr().out  # surrogate: 1 job per step
         assert main(["train", str(path), "--steps", "3", "--no-progress"]) == 0
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["steps"] == 3 and summary["resumed_from"] == 2 and len(summary["losses"]) == 3

@@ -209,3 +209,5 @@ def test_mitigation_benchmark_smoke(tmp_path, monkeypatch):
     assert doc["commit"] and doc["command"] and doc["date"] and doc["rows"][0]["n"] == 3
     row = doc["rows"][0]
     assert set(mod.VARIANTS) <= set(row) and all(row[v]["mean"] > 0 for v in mod.VARIANTS)
+    assert doc["default_variant"] == "signed+zne" and doc["default_options"] == {"magnitudes": False, "zne": True}
+    assert row["ratio_default_vs_raw"] == row["raw"]["mean"] / row["signed+zne"]["mean"]

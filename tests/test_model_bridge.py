@@ -172,3 +172,43 @@ def test_packed_aer_bridge_two_sampler_jobs_per_step_and_fewer_executions():
     assert packed.wide_executions == 48 // 2 + 288 // 2 == bridge.executions
     err = max((got[n] - ref[n]).abs().max().item() for n in ref)
     assert err < 0.15 * max(ref[n].abs().max().item() for n in ref)
+
+
+def test_tomography_options_reach_every_plan_and_unknown_ones_are_refused():
+    be = Counting(shots=None)
+    bridge = ModelHardwareBridge(_quic(3), be, magnitudes=False, tomography={"zne": True}, attach=False)
+    assert all(u.plan.zne is not None and not u.plan.magnitudes for u in bridge.units)
+    assert all(u.grad_plan.zne is not None for u in bridge.units)  # shifted estimates mitigated alike
+    assert bridge.units[0].plan.mitigation()["postselect"] is False  # signed circuits: nothing to post-select
+    with pytest.raises(BridgeError, match=r"BlockTomography takes no option\(s\) \['column_pairs'\]"):
+        ModelHardwareBridge(_quic(1), be, tomography={"column_pairs": "star"})
+    with pytest.raises(BridgeError, match="magnitudes="):
+        ModelHardwareBridge(_quic(1), be, tomography={"magnitudes": False})
+    assert be.runs == 0  # nothing was submitted
+
+
+def test_pin_fixes_one_estimate_for_every_layer_then_detach_restores_the_engine():
+    qm = _quic(3)
+    x = torch.randn(4, 8, dtype=torch.float64)
+    with torch.no_grad():
+        ref = qm(x)
+    be = Counting(shots=None)
+    bridge = ModelHardwareBridge(qm, be)
+    results = bridge.pin()
+    assert be.runs == 1 and sorted(results) == ["0", "2", "4"]
+    with torch.no_grad():
+        for _ in range(3):  # any number of batches on that one estimate
+            torch.testing.assert_close(qm(x), ref, atol=1e-10, rtol=0)
+    assert be.runs == 1
+    bridge.detach()
+    assert all(not layer.quic_block_source for layer in qm.quicq_layers().values())
+    # Quantum-PEFT: U and V columns pinned as the layer's fixed pair
+    torch.manual_seed(1)
+    qp = get_quicq_model(_net(2), QuantumPEFTConfig(target_modules=["0", "2"], rank=2, init_weights=False))
+    with torch.no_grad():
+        ref = qp(x)
+    bridge = ModelHardwareBridge(qp, be)
+    assert sorted(bridge.pin()) == ["0.U", "0.V", "2.U", "2.V"] and be.runs == 2
+    with torch.no_grad():
+        torch.testing.assert_close(qp(x), ref, atol=1e-10, rtol=0)
+    assert be.runs == 2

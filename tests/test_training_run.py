@@ -13,25 +13,32 @@ import torch
 from quicq.hardware.backends import ExactBackend
 from quicq.training import ConfigError, validate_config
 from quicq.training.run import build_run, run_config, train
-from quicq.training.sources import PauliHardwareSource
+from quicq.hardware.model_bridge import ModelHardwareBridge
 
 
 def test_pauli_columns_through_the_bridge_match_the_engine() -> None:
-    from quicq.circuits.pauli import pauli
-    from quicq.engine import pauli_columns
+    # N = 12 = 3·4: a qutrit-like register beside two qubits; exact probabilities, no shot noise
+    from quicq.adapters import QuantumPEFTConfig, get_quicq_model
+    from quicq.hardware.model_bridge import ModelHardwareBridge
 
-    circuit = pauli(12, 1)  # N = 3·4: a qutrit-like register beside two qubits
-    theta = torch.linspace(-1.0, 1.3, circuit.n_params, dtype=torch.float64).requires_grad_(True)
-    weights = torch.randn(12, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    exact = pauli_columns(circuit, theta, 3)
-    (g_exact,) = torch.autograd.grad((exact * weights).sum(), [theta])
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(12, 12), torch.nn.Tanh(), torch.nn.Linear(12, 2)).double()
+    qm = get_quicq_model(base, QuantumPEFTConfig(target_modules=["0"], rank=3, init_weights=False))
+    x = torch.randn(6, 12, dtype=torch.float64)
+
+    def grads() -> dict[str, torch.Tensor]:
+        qm.zero_grad()
+        out = qm(x)
+        out.pow(2).sum().backward()
+        return {"out": out.detach(), **{n: p.grad.clone() for n, p in qm.named_parameters() if p.requires_grad}}
+
+    ref = grads()
     for gradient in ("parameter_shift", "surrogate"):
-        src = PauliHardwareSource(ExactBackend(None), gradient)  # exact probabilities: no shot noise
-        cols = src(circuit, theta, 3)
-        assert cols.shape == (12, 3)
-        assert torch.allclose(cols, exact, atol=1e-9)
-        (g,) = torch.autograd.grad((cols * weights).sum(), [theta])
-        assert torch.allclose(g, g_exact, atol=1e-8), gradient
+        bridge = ModelHardwareBridge(qm, ExactBackend(None), gradient=gradient)
+        got = grads()
+        bridge.detach()
+        for n in ref:
+            torch.testing.assert_close(got[n], ref[n], atol=1e-8, rtol=0, msg=f"{gradient}: {n}")
 
 
 def _digits(out: Path, **sections) -> dict:
@@ -50,12 +57,13 @@ def test_quantum_peft_trains_through_the_backend(tmp_path: Path) -> None:
     cfg = validate_config(_digits(tmp_path / "run", adapter={"method": "quantum_peft", "rank": 2,
                                                              "init_weights": False}))
     run = build_run(cfg)
-    assert isinstance(run.source, PauliHardwareSource)
+    assert isinstance(run.source, ModelHardwareBridge)
+    assert [u.name for u in run.source.units] == ["fc2.U", "fc2.V"]
     before = {n: p.detach().clone() for n, p in run.model.named_parameters() if p.requires_grad and "theta" in n}
     result = run.trainer.run(2)
     assert len(result.losses) == 2 and all(torch.isfinite(torch.tensor(result.losses)))
-    assert run.source.calls >= 4  # U and V of the layer, every forward
-    assert all(hb._bridge.backward_calls >= 2 for hb in run.source._blocks.values())  # gradients came back too
+    # U and V of the layer in one job per forward, their shifted bindings in one per backward
+    assert run.source.forward_calls == run.source.backward_calls == 2 and run.source.jobs == 4
     after = dict(run.model.named_parameters())
     assert any(not torch.equal(after[n], p) for n, p in before.items())
 
@@ -76,7 +84,7 @@ def test_mitigation_keys_are_routed_by_name_or_refused(tmp_path: Path) -> None:
     # 'method' is a BlockTomography option; 'magic' is nobody's
     cfg = validate_config(_digits(tmp_path / "a", mitigation={"method": "direct"}))
     run = build_run(cfg)
-    plans = [hb.tomography for hb in run.source._blocks.values()]
+    plans = [u.plan for u in run.source.units]
     assert plans and all(p.method == "direct" for p in plans)
     with pytest.raises(ConfigError, match=r"mitigation\.magic.*accepts"):
         build_run(validate_config(_digits(tmp_path / "b", mitigation={"magic": True})))

@@ -263,11 +263,19 @@ def render_demo(data: Mapping[str, Any], arg: str | None = None) -> str:
         return render_generic(data, arg)
     out = table(["condition", "test accuracy"], rows)
     extra = []
+    mit = data.get("mitigated") or {}
+    if isinstance(mit.get("fraction_of_exact_accuracy"), (int, float)):
+        ratio = mit.get("mean_error_ratio_vs_raw")
+        extra.append(f"mitigated blocks keep {100 * mit['fraction_of_exact_accuracy']:.1f}% of the exact-block "
+                     f"accuracy (goal ≥ {100 * mit.get('goal', 0.99):.0f}%)"
+                     + (f", mean |ΔB| {ratio:.2f}× lower than raw" if isinstance(ratio, (int, float)) else ""))
     hyb = data.get("hybrid") or {}
     for label, r in (hyb.get("runs") or {}).items():
         losses = r.get("losses") or []
         if losses:
-            extra.append(f"{label}: loss {losses[0]:.3f} → {losses[-1]:.3f} in {hyb.get('steps', len(losses) - 1)} steps")
+            jobs = f" ({r['jobs_per_step']:g} jobs per step)" if isinstance(r.get("jobs_per_step"), (int, float)) else ""
+            extra.append(f"{label}: loss {losses[0]:.3f} → {losses[-1]:.3f} in {hyb.get('steps', len(losses) - 1)} "
+                         f"steps{jobs}")
     plan = data.get("plan") or {}
     if isinstance(plan.get("qpu_seconds_per_step"), (int, float)):
         circ = f" ({plan['circuits_per_step']:,} circuit executions)" if isinstance(plan.get("circuits_per_step"), int) else ""

@@ -1,7 +1,9 @@
-"""The adapter ↔ hardware bridge for QuIC layers: :class:`HardwareBlockSource`.
+"""A per-layer adapter ↔ hardware bridge for QuIC layers: :class:`HardwareBlockSource`.
 
-Moved unchanged from ``quicq.hardware.train``; a model-level bridge (one job per step) is planned
-to replace it.
+It costs one job per adapted layer per step direction. Training (``quicq train``, the demo)
+uses :class:`~quicq.hardware.model_bridge.ModelHardwareBridge` instead — one job per step
+direction for the whole model, Quantum-PEFT too; this class stays for code that sets a source
+on a single layer.
 """
 
 from __future__ import annotations

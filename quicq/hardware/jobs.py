@@ -27,7 +27,7 @@ from quicq.errors import QuicqError
 from quicq.hardware.backends import DEFAULT_SHOTS, Backend, as_angle_batch, check_shots
 from quicq.hardware.errors import BackendError
 from quicq.hardware.outcome import Outcome
-from quicq.hardware.tomography import Tomography, TomographyResult
+from quicq.hardware.tomography import Tomography, TomographyResult, mitigation_report, readout_mitigator
 
 __all__ = ["IBM_SAMPLER_LIMITS", "JobLimitError", "JobLimits", "JobReport", "limits_for", "run_plans",
            "sample_within_limits"]
@@ -169,7 +169,8 @@ def run_plans(backend: Backend, requests: Sequence[tuple[Tomography, Any]], shot
 
     Every circuit of every plan at its bindings goes into one task list, sampled by
     :func:`sample_within_limits` (one job unless the limits force more); each plan reduces its
-    own outcomes. Results hold (B, rows, cols) blocks, as ``plan.run`` with 2-D angles.
+    own outcomes (readout-corrected first when the plan asks for ``readout="m3"``, as
+    ``plan.run`` does). Results hold (B, rows, cols) blocks, as ``plan.run`` with 2-D angles.
     """
     shots_used = backend.shots if shots is DEFAULT_SHOTS else shots
     tasks: list[tuple[Circuit, np.ndarray]] = []
@@ -181,12 +182,16 @@ def run_plans(backend: Backend, requests: Sequence[tuple[Tomography, Any]], shot
         start = len(tasks)
         tasks.extend(plan.tasks(flat))
         spans.append((start, len(tasks)))
+    # readout mitigation: every plan asking for it is checked (and refused) before any job
+    mitigators = [readout_mitigator(plan, backend, shots_used) for plan, _ in requests]
     outcomes = sample_within_limits(backend, tasks, shots_used, limits, report)
     results = []
-    for (plan, _), flat, (a, b) in zip(requests, flats, spans):
-        red = plan.reduce(outcomes[a:b], flat, shots_used)
+    for (plan, _), flat, (a, b), mit in zip(requests, flats, spans, mitigators):
+        outs = outcomes[a:b] if mit is None else [mit.correct(o) for o in outcomes[a:b]]
+        red = plan.reduce(outs, flat, shots_used)
         results.append(TomographyResult(
             blocks=red["blocks"], stderr=red["stderr"], raw=red["raw"], kept_fraction=red["kept"],
             n_circuits=len(plan.circuits), circuit_labels=plan.labels, shots=shots_used,
-            backend=backend.name, method=plan.method, details=dict(red.get("details", {}))))
+            backend=backend.name, method=plan.method, details=dict(red.get("details", {})),
+            mitigation=mitigation_report(plan, backend, mit)))
     return results

@@ -26,8 +26,9 @@ re-estimates. Use ``detach()`` to restore the exact engine.
 
 from __future__ import annotations
 
+import inspect
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,16 @@ class _ModelBlocks(torch.autograd.Function):
         return (None, None, *[x.to(dtype=a.dtype, device=a.device) for x, a in zip(g, angles)])
 
 
+def _plan(cls: type, tag: str, extra: Mapping[str, Any], *args: Any, **kwargs: Any) -> Tomography:
+    """``cls(*args, **kwargs, **extra)``, refusing an ``extra`` key ``cls`` does not take by name."""
+    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(extra) - names)
+    if unknown:
+        raise BridgeError(f"{tag}: {cls.__name__} takes no option(s) {unknown}; it accepts "
+                          f"{sorted(names - {'circuit', 'orders', 'K'} - set(kwargs))}")
+    return cls(*args, **kwargs, **extra)
+
+
 class ModelHardwareBridge:
     """Feed every adapted layer of a QuicqModel from a backend, one job per step direction.
 
@@ -132,7 +143,11 @@ class ModelHardwareBridge:
         backend: a quicq backend (optionally a :class:`~quicq.hardware.packing.PackedBackend`).
         gradient: ``"parameter_shift"``, ``"spsa"`` or ``"surrogate"``.
         shots: shots per circuit and binding (default: the backend's).
-        magnitudes, postselect, method: block tomography options (QuIC units).
+        magnitudes, method: block tomography options (QuIC units); postselect: both kinds.
+        tomography: further keyword options for every unit's plan (e.g. ``readout="m3"``,
+            ``zne=True`` for :class:`~quicq.hardware.tomography.BlockTomography`; ``column_pairs``
+            for :class:`~quicq.hardware.pauli_tomography.PauliTomography`); a key a plan kind of
+            the model does not take is refused here, before anything runs.
         spsa_eps: SPSA perturbation size.
         seed: seeds the SPSA directions (unit i gets its own stream from ``seed``).
         adapter_name: bridge this adapter only (default: the model's active adapters).
@@ -146,8 +161,9 @@ class ModelHardwareBridge:
 
     def __init__(self, model: Any, backend: Backend, *, gradient: str = "parameter_shift",
                  shots: Any = DEFAULT_SHOTS, magnitudes: bool = True, postselect: bool = True,
-                 method: str = "derived", spsa_eps: float = 0.1, seed: int | None = None,
-                 adapter_name: str | None = None, limits: JobLimits | None = None, attach: bool = True) -> None:
+                 method: str = "derived", tomography: Mapping[str, Any] | None = None, spsa_eps: float = 0.1,
+                 seed: int | None = None, adapter_name: str | None = None, limits: JobLimits | None = None,
+                 attach: bool = True) -> None:
         from quicq.adapters.layer import QuantumPEFTLayer, QuICLayer
         from quicq.hardware.pauli_tomography import PauliTomography
 
@@ -159,6 +175,10 @@ class ModelHardwareBridge:
             raise BridgeError(f"spsa_eps must be > 0, got {spsa_eps!r}")
         if not hasattr(model, "quicq_layers"):
             raise BridgeError(f"model must be a QuicqModel (get_quicq_model), got {type(model).__name__}")
+        extra = dict(tomography or {})
+        for key in ("magnitudes", "postselect", "method"):
+            if key in extra:
+                raise BridgeError(f"tomography option {key!r} is an argument of its own; pass {key}= instead")
         self.model, self.backend, self.gradient, self.shots = model, backend, gradient, shots
         self.spsa_eps, self.limits = float(spsa_eps), limits
         self.report = JobReport()
@@ -175,13 +195,14 @@ class ModelHardwareBridge:
                     circuit, orders = layer.circuit(a), tuple(layer.quic_spec[a].orders)
                     if getattr(layer.quic_spec[a], "parameterization", None) == "cayley":
                         raise BridgeError(f"{tag}: the cayley parameterization has no circuit angles to estimate")
-                    plan: Tomography = BlockTomography(circuit, orders, method=method, magnitudes=magnitudes,
-                                                       postselect=postselect)
+                    plan: Tomography = _plan(BlockTomography, tag, extra, circuit, orders, method=method,
+                                             magnitudes=magnitudes, postselect=postselect)
                     pieces = [(None, circuit, plan)]
                 elif isinstance(layer, QuantumPEFTLayer):
                     K = int(layer.qpeft_spec[a].rank)
                     pieces = [(w, layer.circuit(a, which=w), None) for w in ("u", "v")]
-                    pieces = [(w, c, PauliTomography(c, K, postselect=postselect)) for w, c, _ in pieces]
+                    pieces = [(w, c, _plan(PauliTomography, tag, extra, c, K, postselect=postselect))
+                              for w, c, _ in pieces]
                 else:  # pragma: no cover - quicq_layers returns only these kinds
                     raise BridgeError(f"{tag}: unknown adapter layer {type(layer).__name__}")
                 for which, circuit, plan in pieces:
@@ -224,6 +245,26 @@ class ModelHardwareBridge:
             raise BridgeError(f"{layer!r:.60}: asked for blocks of a circuit the bridge was not built for; "
                               "rebuild the bridge after changing the adapter")
         return cands[0]
+
+    def pin(self) -> dict[str, TomographyResult]:
+        """Estimate every unit once (one backend call, no autograd) and fix those blocks on the layers.
+
+        Evaluation then runs any number of batches on one estimate per unit, as a deployed
+        adapter would, at the cost of one forward's circuits. ``detach()`` undoes it. Returns
+        each unit's estimate (error bars, mitigation report).
+        """
+        with torch.no_grad():
+            self.refresh()
+        layers: dict[tuple[int, str], tuple[Any, str, dict[str | None, _Unit]]] = {}
+        for u in self.units:
+            layers.setdefault((id(u.layer), u.adapter), (u.layer, u.adapter, {}))[2][u.which] = u
+        for layer, adapter, units in layers.values():
+            if None in units:  # QuIC: the layer's blocks, in key order
+                fixed = [b.detach() for b in units[None].cache.outputs]
+            else:  # Quantum-PEFT: [U columns, V columns]
+                fixed = [units[w].cache.outputs[0].detach() for w in ("u", "v")]
+            layer.set_block_source(fixed, adapter)
+        return {u.name: u.cache.result for u in self.units}
 
     # ---- forward --------------------------------------------------------------------------------
     def _fresh(self, unit: _Unit, angles: torch.Tensor) -> bool:

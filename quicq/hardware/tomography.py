@@ -76,11 +76,11 @@ from quicq.hardware.preparations import basis_prep, pair_prep, x_readout
 
 # The plan interface, its result and the shared pieces live in their own modules; they are
 # re-exported here, where they were first defined, so existing imports keep working.
-from quicq.hardware.tomography_base import Key, Tomography, TomographyResult
+from quicq.hardware.tomography_base import Key, Tomography, TomographyResult, mitigation_report, readout_mitigator
 
 __all__ = [
     "BlockTomography", "Key", "Tomography", "TomographyResult", "basis_prep", "combine", "compound_with_errors",
-    "magnitudes", "pair_prep", "polar", "shot_variance", "x_readout",
+    "magnitudes", "mitigation_report", "pair_prep", "polar", "readout_mitigator", "shot_variance", "x_readout",
 ]
 
 

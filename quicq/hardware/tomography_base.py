@@ -21,7 +21,7 @@ from quicq.hardware.backends import DEFAULT_SHOTS, Backend, as_angle_batch
 from quicq.hardware.errors import MitigationError
 from quicq.hardware.outcome import Outcome
 
-__all__ = ["Key", "Tomography", "TomographyResult"]
+__all__ = ["Key", "Tomography", "TomographyResult", "mitigation_report", "readout_mitigator"]
 
 Key = Any  # int (Hamming weight k) or "columns"
 
@@ -132,7 +132,8 @@ class Tomography(ABC):
     def mitigation(self) -> dict[str, Any]:
         """The plan's mitigation options by name (post-selection, readout, ZNE)."""
         zne = getattr(self, "zne", None)
-        return {"postselect": bool(getattr(self, "postselect", False)),
+        # a signed-only block plan (magnitudes=False) measures nothing that post-selection acts on
+        return {"postselect": bool(getattr(self, "postselect", False)) and bool(getattr(self, "magnitudes", True)),
                 "readout": getattr(self, "readout", None),
                 "zne": None if zne is None else zne.report()}
 
@@ -149,11 +150,7 @@ class Tomography(ABC):
         lead = th.shape[:-1]
         flat = as_angle_batch(self.circuit, th.reshape(-1, th.shape[-1]) if th.ndim else th, "angles")
         shots_used = backend.shots if shots is DEFAULT_SHOTS else shots
-        mitigator = None
-        if getattr(self, "readout", None) is not None:
-            if shots_used is None:
-                raise MitigationError("readout mitigation corrects measured shots; shots=None (exact) has none")
-            mitigator = backend.readout_mitigator()
+        mitigator = readout_mitigator(self, backend, shots_used)
         outcomes = backend.sample(self.tasks(flat), shots_used)
         if mitigator is not None:
             outcomes = [mitigator.correct(o) for o in outcomes]
@@ -162,10 +159,6 @@ class Tomography(ABC):
         def shape(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a.reshape(lead + a.shape[1:])
 
-        report = self.mitigation()
-        if mitigator is not None:
-            report["readout"] = mitigator.report()
-        report["runtime"] = backend.mitigation_report()
         return TomographyResult(
             blocks={k: shape(v) for k, v in red["blocks"].items()},
             stderr={k: shape(v) for k, v in red["stderr"].items()},
@@ -177,5 +170,27 @@ class Tomography(ABC):
             backend=backend.name,
             method=self.method,
             details={k: shape(v) if isinstance(v, np.ndarray) else v for k, v in red.get("details", {}).items()},
-            mitigation=report,
+            mitigation=mitigation_report(self, backend, mitigator),
         )
+
+
+def readout_mitigator(plan: Tomography, backend: Backend, shots: int | None) -> Any:
+    """The backend's readout mitigator if ``plan`` asks for readout mitigation, else ``None``.
+
+    Raises :class:`~quicq.hardware.errors.MitigationError` before anything is submitted when the
+    plan asks for it but the estimate is exact (no shots) or the backend cannot mitigate.
+    """
+    if getattr(plan, "readout", None) is None:
+        return None
+    if shots is None:
+        raise MitigationError("readout mitigation corrects measured shots; shots=None (exact) has none")
+    return backend.readout_mitigator()
+
+
+def mitigation_report(plan: Tomography, backend: Backend, mitigator: Any) -> dict[str, Any]:
+    """What mitigation an estimate of ``plan`` on ``backend`` ran (a result's ``mitigation``)."""
+    report = plan.mitigation()
+    if mitigator is not None:
+        report["readout"] = mitigator.report()
+    report["runtime"] = backend.mitigation_report()
+    return report

@@ -5,8 +5,10 @@
 * :mod:`~quicq.training.atomic`, :mod:`~quicq.training.rng` — crash-safe writes, RNG capture.
 * :mod:`~quicq.training.config` — the TOML/JSON schema of ``quicq train``.
 * :mod:`~quicq.training.run` — :func:`train` / :func:`run_config`: task, adapter, backend,
-  mitigation options, evaluation, plot; :mod:`~quicq.training.sources` joins QuIC blocks and
-  Quantum-PEFT columns to a backend; :mod:`~quicq.training.tasks` wraps :mod:`quicq.tasks`.
+  mitigation options, evaluation, plot; :mod:`~quicq.training.sources` puts one model-level
+  bridge (:class:`~quicq.hardware.model_bridge.ModelHardwareBridge`: QuIC blocks and Quantum-PEFT
+  columns alike, one job per step direction) on the model; :mod:`~quicq.training.tasks` wraps
+  :mod:`quicq.tasks`.
 
 Submodules that need optional packages import them on use; ``import quicq.training`` is light.
 """

@@ -1,7 +1,7 @@
 """Config-driven training runs: ``quicq train CONFIG`` and its Python API :func:`train`.
 
 :func:`build_run` turns a validated config (:mod:`quicq.training.config`) into a ready
-:class:`Run` — task (data + base model), adapter, backend, hardware block sources, optimizer and
+:class:`Run` — task (data + base model), adapter, backend, the model-level hardware bridge, optimizer and
 :class:`~quicq.training.loop.HybridTrainer` — checking everything it can (paths, CSV columns,
 adapter fields, backend and mitigation options) before any circuit is submitted.
 :func:`run_config` trains (resuming from the newest checkpoint), evaluates, saves the adapter,
@@ -27,7 +27,7 @@ from quicq.training.errors import ConfigError
 from quicq.training.loop import HybridTrainer, StepCallback
 from quicq.training.tasks import TaskBundle, build_task, epoch_batches, skeleton_model
 
-__all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "run_config", "train"]
+__all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "environment", "run_config", "train"]
 
 #: [backend] keys that are not backend-constructor arguments of the same name.
 _RESERVED = ("shots", "seed", "retries", "retry_delay", "timeout", "magnitudes", "postselect", "noise")
@@ -47,7 +47,11 @@ def build_adapter_skeleton(cfg: Mapping[str, Any]) -> Any:
 
 @dataclass
 class Run:
-    """Everything :func:`build_run` sets up: model, task, trainer, backend, block source."""
+    """Everything :func:`build_run` sets up: model, task, trainer, backend, hardware bridge.
+
+    ``source`` is the run's :class:`~quicq.hardware.model_bridge.ModelHardwareBridge` (``None``
+    with exact gradients): its ``jobs`` count the primitive jobs training submitted.
+    """
 
     cfg: dict[str, dict[str, Any]]
     model: Any
@@ -82,7 +86,7 @@ def build_run(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: It
               on_checkpoint: Iterable[Callable[[int, Path], None]] = ()) -> Run:
     """Set up a validated config's run (nothing is trained or submitted yet)."""
     from quicq.adapters import AdapterConfigError, get_quicq_model
-    from quicq.training.sources import attach_hardware
+    from quicq.training.sources import attach_hardware, hardware_generators
 
     cfg = json.loads(json.dumps(cfg))
     t, b, tr = cfg["task"], cfg["backend"], cfg["train"]
@@ -124,7 +128,7 @@ def build_run(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: It
               if g["params"]]
     opt = torch.optim.Adam(groups)
     batch_fn = epoch_batches(task.n_train, t["batch_size"], t["seed"])
-    generators = source.generators() if source is not None else {}
+    generators = hardware_generators(source) if source is not None else {}
     fingerprint = {k: v for k, v in cfg.items() if k not in ("train", "eval")} | {
         "train": {k: v for k, v in tr.items() if k not in ("steps", "checkpoint_every", "keep", "out", "plot")}}
     trainer = HybridTrainer(model, opt, task.loss_fn, batch_fn, checkpoint_dir=out / "checkpoints",
@@ -138,21 +142,23 @@ def _estimated_accuracy(run: Run, *, mitigated: bool) -> dict[str, Any]:
     """Test accuracy with every block estimated once on a fresh backend of the config."""
     import time
 
-    from quicq.training.sources import attach_hardware, fix_estimated_blocks
+    from quicq.training.sources import attach_hardware
 
     cfg = run.cfg
     b = cfg["backend"]
     backend, tomo = _backend(cfg, cfg["adapter"]["method"], mitigated=mitigated)
     model = run.model
     t0 = time.perf_counter()
-    source = attach_hardware(model, backend, "surrogate", magnitudes=b["magnitudes"], postselect=b["postselect"],
+    bridge = attach_hardware(model, backend, "surrogate", magnitudes=b["magnitudes"], postselect=b["postselect"],
                              seed=b["seed"], tomography=tomo)
     try:
-        fix_estimated_blocks(model, source)
+        estimates = bridge.pin()  # every block estimated once, in one job; every test batch uses that estimate
         acc = run.task.evaluate(model)
     finally:
-        model.set_block_source(None)
+        bridge.detach()
+    report = next(iter(estimates.values())).mitigation  # the same options for every unit
     return {"accuracy": acc, "backend": str(backend.name), "options": sorted(cfg["mitigation"]) if mitigated else [],
+            "mitigation": json.loads(json.dumps(report, default=str)), "jobs": bridge.jobs,
             "estimate_seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -184,7 +190,7 @@ def _plot(path: Path, losses: list[float], title: str) -> str | None:
     return str(path)
 
 
-def _environment() -> dict[str, Any]:
+def environment() -> dict[str, Any]:
     """Facts that make a summary reproducible: commit, command, date, machine, versions."""
     import datetime
     import os
@@ -239,9 +245,12 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: I
         "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "backend": cfg["backend"]["name"] if run.backend is not None else "engine",
         "gradient": tr["gradient"], "mitigation": cfg["mitigation"], "evaluation": evaluation,
+        "hardware": None if run.source is None else {  # training's jobs (this process; not resumed ones)
+            "units": [u.name for u in run.source.units], "jobs": run.source.jobs,
+            "executions": run.source.executions},
         "test_accuracy_exact_blocks": evaluation.get("exact_blocks", {}).get("accuracy"),
         "checkpoints": str(out / "checkpoints"), "adapter": str(out / "adapter"), "plot": plot,
-        "seconds": result.seconds, "environment": _environment(),
+        "seconds": result.seconds, "environment": environment(),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
