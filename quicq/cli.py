@@ -236,7 +236,8 @@ def _add_circuit_source(p: argparse.ArgumentParser, *, blocks: bool = False) -> 
     g.add_argument("--n-layers", type=_positive_int, default=2, help="brick layers (brick only; default 2)")
     if blocks:
         g.add_argument("--blocks", type=_positive_int, default=1, help="angle bindings (blocks) per estimate")
-    p.add_argument("--adapter", metavar="DIR", help="a saved quicq adapter (adapter_config.json + safetensors)")
+    p.add_argument("--adapter", metavar="DIR", help="a saved adapter directory: quicq's format, or peft's written through "
+                   "quicq.adapters.peft_interop (adapter_config.json + safetensors)")
 
 
 def _add_tomo_options(p: argparse.ArgumentParser) -> None:

@@ -46,7 +46,9 @@ __all__ = [
     "WEIGHTS_NAME",
     "AdapterLoadError",
     "LoadedAdapter",
+    "module_record",
     "read_adapter",
+    "read_config_json",
     "save_adapter",
 ]
 
@@ -188,7 +190,8 @@ class LoadedAdapter:
 
         Runs before planning, so a mismatch is reported as such (not as a tensor shape) and
         nothing is allocated. Fields a file does not record (older files: ``kernel_size``) are not
-        compared; modules the model lacks are reported by the name check after planning.
+        compared; a peft-format file from an older quicq records names only. Modules the model
+        lacks are reported by the name check after planning.
         """
         for name, rec in recorded.items():
             if not isinstance(rec, dict):
@@ -202,8 +205,8 @@ class LoadedAdapter:
                 now = module_record(base, name)
             except AdapterConfigError as exc:
                 raise AdapterLoadError(f"{where} does not fit this model: {exc}") from None
-            keys = ("kind", "out_features", "in_features", *(("kernel_size",) if "kernel_size" in rec else ()))
-            if any(rec.get(k) != now.get(k) for k in keys):
+            keys = [k for k in ("kind", "out_features", "in_features", "kernel_size") if k in rec]
+            if any(rec[k] != now.get(k) for k in keys):
                 raise AdapterLoadError(
                     f"{where}: module {name!r} was {_describe(rec)} when saved, this model's is {_describe(now)}"
                 )
@@ -259,8 +262,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in an adapter config (non-finite number)")
 
 
+_KINDS = ("linear", "conv1d", "conv2d")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def read_config_json(cfg_path: Path) -> dict[str, Any]:
+    """The JSON object in ``cfg_path``; NaN/inf, deep nesting and non-objects are load errors."""
+    try:
+        meta = json.loads(cfg_path.read_text(), parse_constant=_reject_constant)
+    except OSError as exc:
+        raise AdapterLoadError(f"cannot read {cfg_path}: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise AdapterLoadError(f"{cfg_path} is not valid JSON: {msg}") from None
+    if not isinstance(meta, dict):
+        raise AdapterLoadError(f"{cfg_path} must hold a JSON object")
+    return meta
+
+
 def read_adapter(directory: str | Path) -> LoadedAdapter:
-    """Read and check an adapter directory without touching any model."""
+    """Read and check an adapter directory without touching any model.
+
+    Reads quicq's native format and peft's format of quicq's methods (:mod:`quicq.adapters.formats`).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -272,17 +299,14 @@ def read_adapter(directory: str | Path) -> LoadedAdapter:
         extra = " (found a pickle adapter_model.bin: quicq loads safetensors only)" if (
             directory / "adapter_model.bin").exists() else ""
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}{extra}")
-    try:
-        meta = json.loads(cfg_path.read_text(), parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
-        msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise AdapterLoadError(f"{cfg_path} is not valid JSON: {msg}") from None
-    if not isinstance(meta, dict):
-        raise AdapterLoadError(f"{cfg_path} must hold a JSON object")
+    meta = read_config_json(cfg_path)
+    if "peft_type" in meta and meta.get("format") != FORMAT:  # peft's format: see quicq.adapters.formats
+        from quicq.adapters.formats import read_peft_adapter
+
+        return read_peft_adapter(directory, meta)
     if meta.get("format") != FORMAT:
-        hint = f" (it looks like a peft adapter, peft_type={meta['peft_type']!r}; load it with peft)" if (
-            "peft_type" in meta) else ""
-        raise AdapterLoadError(f"{cfg_path} is not a quicq adapter config{hint}")
+        raise AdapterLoadError(f"{cfg_path} is not a quicq adapter config (neither \"format\": \"{FORMAT}\" "
+                               "nor peft's \"peft_type\")")
     fv = meta.get("format_version")
     if not isinstance(fv, int) or fv < 1:
         raise AdapterLoadError(f"{cfg_path}: format_version must be a positive int, got {fv!r}")
@@ -295,6 +319,10 @@ def read_adapter(directory: str | Path) -> LoadedAdapter:
     for key, typ in (("modules", dict), ("modules_to_save", list), ("config", dict)):
         if not isinstance(meta.get(key), typ):
             raise AdapterLoadError(f"{cfg_path}: field {key!r} is missing or not a {typ.__name__}")
+    for name, rec in meta["modules"].items():
+        if not (isinstance(rec, dict) and rec.get("kind") in _KINDS
+                and all(_positive_int(rec.get(k)) for k in ("out_features", "in_features"))):
+            raise AdapterLoadError(f"{cfg_path}: bad module record {name!r}: {rec!r}")
     if fv == 1 and meta.get("method") == "quic" and "start" not in meta["config"]:
         meta["config"] = {**meta["config"], "start": "identity"}  # what version-1 angles mean
     digest = meta.get("weights_sha256")

@@ -13,7 +13,14 @@ works::
     model.save_pretrained(d); peft.PeftModel.from_pretrained(base, d); model.merge_and_unload()
 
 Loading a saved quicq adapter through ``PeftModel.from_pretrained`` needs this module imported
-first (the enum member must exist before peft parses ``"peft_type": "QUIC"``).
+first (the enum member must exist before peft parses ``"peft_type": "QUIC"``); without it peft
+fails with a bare ``KeyError: 'QUIC'``, which quicq cannot intercept since none of its code ran.
+The saved ``adapter_config.json`` therefore carries a ``quicq_note`` naming the import, and
+quicq's own loaders (``QuicqModel.from_pretrained``, the CLI's ``--adapter``) read such a
+directory directly: see :mod:`quicq.adapters.formats`. Each saved config also records the
+geometry of every adapted module (``quicq_modules``, as quicq's native format does), so the
+circuits can be rebuilt without the base model. Files written before QuIC charts started at a
+sorting network lack ``start`` and are read with ``start="identity"``, what they were trained with.
 
 How the enum is extended (checked on CPython 3.11 and against the 3.12/3.13 enum layout): the
 member is created with ``str.__new__`` and given ``_name_``/``_value_``/``_sort_order_``; it is
@@ -59,6 +66,7 @@ from quicq.adapters.layer import (
     QuICLayer,
     QuICSpec,
 )
+from quicq.adapters.io import module_record
 from quicq.adapters.model import QuicqModel, get_quicq_model
 
 require("peft", "hf")  # without the extra, name the pip line
@@ -70,6 +78,7 @@ except ImportError as exc:  # pragma: no cover - peft is part of the [hf] extra
     raise ImportError("quicq.adapters.peft_interop needs peft: pip install 'quicq[hf]'") from exc
 
 __all__ = [
+    "QUICQ_NOTE",
     "PeftQuICLayer",
     "PeftQuantumPEFTLayer",
     "QuICPeftConfig",
@@ -125,6 +134,21 @@ def _as_list(v: Any) -> Any:
     return sorted(v) if isinstance(v, (set, frozenset, tuple)) else v
 
 
+#: Written into every saved peft-format config, for whoever opens it after peft's ``KeyError``.
+QUICQ_NOTE = ("written by quicq.adapters.peft_interop: run `import quicq.adapters.peft_interop` before "
+              "peft.PeftModel.from_pretrained (peft alone fails with KeyError: '<peft_type>'); "
+              "quicq.adapters.QuicqModel.from_pretrained and the quicq CLI (--adapter) read this directory as is")
+
+
+def _quicq_fields(cfg: PeftConfig) -> None:
+    """Shared ``__post_init__`` part: the note, and the module records as a dict."""
+    cfg.quicq_note = QUICQ_NOTE
+    if cfg.quicq_modules is None:
+        cfg.quicq_modules = {}
+    if not isinstance(cfg.quicq_modules, dict):
+        raise AdapterError(f"quicq_modules must be a dict of module records, got {type(cfg.quicq_modules).__name__}")
+
+
 @dataclass
 class QuICPeftConfig(PeftConfig):
     """peft config for QuIC; the fields and their meaning are those of :class:`QuICConfig`."""
@@ -141,15 +165,22 @@ class QuICPeftConfig(PeftConfig):
     block_share: bool = False
     rotate: str = "output"
     apply_mode: str = "auto"
-    start: str = "sorting"
+    #: ``None``: ``"sorting"`` for a new config; ``"identity"`` for a saved one that lacks the field
+    #: (written before ``start`` existed; a loaded config is one that arrives with its ``peft_type``).
+    start: str | None = None
     compound_mode: str = "auto"
+    quicq_modules: dict[str, dict[str, Any]] | None = None
+    quicq_note: str = QUICQ_NOTE
 
     quicq_config_cls = QuICConfig
 
     def __post_init__(self) -> None:
+        if self.start is None:
+            self.start = "sorting" if self.peft_type is None else "identity"
         super().__post_init__()
         self.peft_type = PeftType.QUIC
         self.orders = list(self.orders)
+        _quicq_fields(self)
         self.to_quicq()  # validates every field now, with quicq's messages
 
     def to_quicq(self) -> AdapterConfig:
@@ -174,12 +205,15 @@ class QuantumPEFTPeftConfig(PeftConfig):
     scale: float = 1.0
     alpha: float | None = None
     init_angles: str = "random"
+    quicq_modules: dict[str, dict[str, Any]] | None = None
+    quicq_note: str = QUICQ_NOTE
 
     quicq_config_cls = QuantumPEFTConfig
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.peft_type = PeftType.QUANTUM_PEFT
+        _quicq_fields(self)
         self.to_quicq()
 
     to_quicq = QuICPeftConfig.to_quicq
@@ -208,11 +242,14 @@ class _QuicqTuner(BaseTuner):
     def _prepare_adapter_config(self, peft_config: PeftConfig, model_config: dict) -> PeftConfig:
         if peft_config.target_modules is None:
             raise ValueError(f"{type(peft_config).__name__} needs target_modules (quicq has no per-model defaults)")
+        peft_config.quicq_modules = {}  # filled per target below: the geometry of this model
         return peft_config
 
     def _create_and_replace(self, peft_config: PeftConfig, adapter_name: str, target: nn.Module, target_name: str,
                             parent: nn.Module, current_key: str, **optional_kwargs: Any) -> None:
         qcfg = peft_config.to_quicq()
+        base = target.get_base_layer() if isinstance(target, self._layer_cls) else target
+        peft_config.quicq_modules[current_key] = module_record(base, current_key)
         if isinstance(target, self._layer_cls):
             spec = self._spec_cls.build(qcfg, target.get_base_layer(), current_key)
             target.update_layer(adapter_name, spec, init_weights=peft_config.init_weights)

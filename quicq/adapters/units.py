@@ -1,7 +1,7 @@
 """Circuits and trained angles of a saved adapter directory, without the model it was trained on.
 
 :func:`adapter_units` rebuilds a stand-in of the adapted model from the module sizes recorded in
-``adapter_config.json`` — nn.Linear for linear/Conv1D layers, nn.Conv2d for convolutions,
+``adapter_config.json`` — nn.Linear, transformers' Conv1D, nn.Conv2d of the recorded kernel size,
 parameter holders for ``modules_to_save`` — and loads the adapter into it with
 :meth:`QuicqModel.from_pretrained`, so every check of the loader (config fields, tensor names,
 shapes, finiteness) applies, and each circuit comes from the adapter layer itself.
@@ -93,6 +93,12 @@ def _set(root: nn.Module, dotted: str, module: nn.Module) -> None:
 def _stand_in(loaded: Any) -> nn.Module:
     root = nn.Module()
     for name, rec in sorted(loaded.meta["modules"].items()):
+        if rec == {}:  # peft's format, written by a quicq that did not record module sizes yet
+            raise AdapterLoadError(
+                f"adapter at {loaded.directory} (peft's format) records no size for module {name!r}, so its "
+                "circuits cannot be rebuilt without the model: load it with QuicqModel.from_pretrained(model, dir) "
+                "and save_pretrained it again (quicq's format records every size)"
+            )
         try:
             out_f, in_f, kind = int(rec["out_features"]), int(rec["in_features"]), rec["kind"]
         except (KeyError, TypeError, ValueError):
@@ -100,7 +106,11 @@ def _stand_in(loaded: Any) -> nn.Module:
         if kind == "conv2d":
             kernel = _kernel_size(name, rec, loaded)
             layer: nn.Module = nn.Conv2d(in_f, out_f, kernel_size=kernel, bias=False)
-        else:  # linear, or transformers' Conv1D: the same (out, in) geometry
+        elif kind == "conv1d":  # transformers' Conv1D (GPT-2): the loader checks the recorded kind
+            from quicq._optional import require
+
+            layer = require("transformers.pytorch_utils", "hf").Conv1D(out_f, in_f)
+        else:
             layer = nn.Linear(in_f, out_f, bias=False)
         _set(root, name, layer)
     for saved in loaded.meta["modules_to_save"]:
