@@ -46,6 +46,7 @@ import numpy as np
 
 from quicq._optional import require
 from quicq.circuits._angles import angle_vector
+from quicq.circuits.bitorder import control_state_int
 from quicq.circuits.codespace import CodeSpace
 from quicq.circuits.gates import RBS_DECOMPOSITION, fbs_decomposition
 from quicq.circuits.ir import Circuit, CircuitError, Gate
@@ -136,7 +137,7 @@ def _mcry_name(ctrl_state: tuple[int, ...]) -> str:
 def _mcry_body(theta: str, ctrls: list[str], t: str, ctrl_state: tuple[int, ...]) -> list[str]:
     """Gray-code decomposition of RY(θ) on t controlled on c_i = ctrl_state[i] (module docstring)."""
     k = len(ctrl_state)
-    ones = sum(v << i for i, v in enumerate(ctrl_state))  # bit i ↔ control i
+    ones = control_state_int(ctrl_state)  # bit i ↔ control i
     body = []
     m = 1 << k
     for j in range(m):

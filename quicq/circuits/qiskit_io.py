@@ -51,7 +51,7 @@ from qiskit.circuit.library import CZGate, HGate, RYGate, XGate, XXPlusYYGate, Z
 from quicq.circuits._angles import angle_vector  # noqa: E402
 from quicq.circuits._verify import check_named_like_ours  # noqa: E402
 from quicq.circuits.codespace import CodeSpace  # noqa: E402
-from quicq.circuits.bitorder import qiskit_permutation  # noqa: E402
+from quicq.circuits.bitorder import control_state_bits, control_state_int, qiskit_permutation  # noqa: E402
 from quicq.circuits.gates import RBS_DECOMPOSITION, fbs_decomposition, rbs_matrix  # noqa: E402
 from quicq.circuits.ir import Circuit, CircuitError, Gate  # noqa: E402
 from quicq.circuits.qasm_scan import DEFAULT_LIMITS, Limits  # noqa: E402
@@ -140,7 +140,7 @@ def mcry_gate(theta: Any, ctrl_state: Sequence[int]) -> QiskitGate:
     k = len(ctrl_state)
     if k == 0:
         return RYGate(theta)
-    state = sum(int(v) << i for i, v in enumerate(ctrl_state))
+    state = control_state_int(ctrl_state)
     # annotated=False: a concrete ControlledGate (Qiskit ≥ 3 would default to an annotation)
     return RYGate(theta).control(k, ctrl_state=state, annotated=False)
 
@@ -355,12 +355,12 @@ def from_qiskit(
         elif (isinstance(op, ControlledGate) and isinstance(op.base_gate, RYGate)
               and op.num_qubits == op.num_ctrl_qubits + 1):
             k = op.num_ctrl_qubits
-            cs = tuple((op.ctrl_state >> i) & 1 for i in range(k))
+            cs = control_state_bits(op.ctrl_state, k)
             parsed.append(("mcry", qubits, read_angle(op.base_gate.params[0], where), cs))
 
         elif _annotated_controlled_ry(op):
             (mod,) = op.modifiers
-            cs = tuple((int(mod.ctrl_state) >> i) & 1 for i in range(mod.num_ctrl_qubits))
+            cs = control_state_bits(int(mod.ctrl_state), mod.num_ctrl_qubits)
             parsed.append(("mcry", qubits, read_angle(op.base_op.params[0], where), cs))
 
         elif named_mcry:

@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from quicq.circuits.gates import GIVENS_GATES
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
 
@@ -53,9 +54,8 @@ class UnaryStep:
 def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
     """Layers of the circuit's action on the unary sector (CZ is the identity there)."""
     if not circuit.hw_preserving:
-        bad = sorted({g.name for g in circuit.gates if g.name not in ("rbs", "fbs", "z", "cz")})
         raise CircuitError(
-            f"the unary block needs a Hamming-weight-preserving circuit; this one has {bad} gates"
+            f"the unary block needs a Hamming-weight-preserving circuit; this one has {circuit.non_hw_gates()} gates"
         )
     n = circuit.n_qubits
     steps = []
@@ -63,7 +63,7 @@ def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
         a, b, slots, zs = [], [], [], []
         for i in layer:
             g = circuit.gates[i]
-            if g.name in ("rbs", "fbs"):
+            if g.name in GIVENS_GATES:
                 a.append(g.qubits[0])
                 b.append(g.qubits[1])
                 slots.append(g.param)
