@@ -82,3 +82,20 @@ def test_bit_order_is_converted_in_one_module():
     files = [f for f in _sources("circuits", "cli.py", "cli_run.py") if f.name != "bitorder.py"]
     problems = [p for f in files for p in _bit_order_code(f)]
     assert not problems, "convert through quicq.circuits.bitorder:\n" + "\n".join(problems)
+
+
+def test_circuits_modules_stay_small():
+    """One concern per module: quicq.circuits modules stay within ~400 lines (qasm and qiskit_io are
+    façades over a writer and a reader each)."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "circuits").glob("*.py")}
+    assert {n: s for n, s in sizes.items() if s > 400} == {}
+
+
+def test_split_modules_keep_their_import_paths():
+    pytest.importorskip("qiskit")
+    from quicq.circuits import qasm, qasm_read, qasm_write, qiskit_export, qiskit_import, qiskit_io
+
+    for façade, parts in ((qasm, (qasm_read, qasm_write)), (qiskit_io, (qiskit_export, qiskit_import))):
+        for name in façade.__all__:
+            assert any(getattr(p, name, None) is getattr(façade, name) for p in parts) or name in (
+                "Limits", "QasmError"), (façade.__name__, name)
