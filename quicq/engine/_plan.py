@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeAlias
 
 import numpy as np
 import torch
@@ -11,8 +13,12 @@ import torch
 from quicq.circuits.gates import GIVENS_GATES
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
+Angles: TypeAlias = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+"""What the engine's ``angles`` accept: shape (..., n_params), real and finite (a tensor keeps its
+dtype, device and autograd graph; anything else becomes float64)."""
 
-def as_angles(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+
+def as_angles(circuit: Circuit, angles: Angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Validate ``angles`` (shape (..., n_params), finite) and return a real float tensor.
 
     Python floats / numpy arrays become float64 tensors; tensors keep their dtype and device

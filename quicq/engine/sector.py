@@ -20,7 +20,7 @@ import torch
 
 from quicq.circuits.gates import GIVENS_GATES, SIGN_GATES
 from quicq.circuits.ir import Circuit, CircuitError, check_orders, subsets
-from quicq.engine._plan import as_angles
+from quicq.engine._plan import Angles, as_angles
 from quicq.engine.compound import compound
 from quicq.engine.unary import unary_block
 
@@ -74,7 +74,7 @@ def _simulate_sector(circuit: Circuit, th: torch.Tensor, k: int) -> torch.Tensor
     return B
 
 
-def sector_block(circuit: Circuit, angles, k: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+def sector_block(circuit: Circuit, angles: Angles, k: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """The (..., C(n,k), C(n,k)) weight-k block over lexicographic k-subsets (docs/conventions.md)."""
     th = as_angles(circuit, angles, dtype=dtype)
     (k,) = check_orders(circuit.n_qubits, [k])
@@ -85,7 +85,7 @@ def sector_block(circuit: Circuit, angles, k: int, *, dtype: torch.dtype | None 
     return _simulate_sector(circuit, th, k)
 
 
-def sector_blocks(circuit: Circuit, angles, orders: Sequence[int], *,
+def sector_blocks(circuit: Circuit, angles: Angles, orders: Sequence[int], *,
                   dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """Weight-k blocks for each order in ``sorted(orders)``, sharing one unary computation."""
     th = as_angles(circuit, angles, dtype=dtype)
