@@ -86,7 +86,7 @@ def test_bit_order_is_converted_in_one_module():
 
 def test_circuits_modules_stay_small():
     """One concern per module: quicq.circuits modules stay within ~400 lines (qasm and qiskit_io are
-    façades over a writer and a reader each)."""
+    facades over a writer and a reader each)."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "circuits").glob("*.py")}
     assert {n: s for n, s in sizes.items() if s > 400} == {}
 
@@ -95,7 +95,7 @@ def test_split_modules_keep_their_import_paths():
     pytest.importorskip("qiskit")
     from quicq.circuits import qasm, qasm_read, qasm_write, qiskit_export, qiskit_import, qiskit_io
 
-    for façade, parts in ((qasm, (qasm_read, qasm_write)), (qiskit_io, (qiskit_export, qiskit_import))):
-        for name in façade.__all__:
-            assert any(getattr(p, name, None) is getattr(façade, name) for p in parts) or name in (
-                "Limits", "QasmError"), (façade.__name__, name)
+    for facade, parts in ((qasm, (qasm_read, qasm_write)), (qiskit_io, (qiskit_export, qiskit_import))):
+        for name in facade.__all__:
+            assert any(getattr(p, name, None) is getattr(facade, name) for p in parts) or name in (
+                "Limits", "QasmError"), (facade.__name__, name)

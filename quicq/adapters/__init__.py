@@ -14,7 +14,8 @@ Modules: :mod:`~quicq.adapters.config` (dataclass configs), :mod:`~quicq.adapter
 (layers), :mod:`~quicq.adapters.model` (surgery, :class:`QuicqModel`), :mod:`~quicq.adapters.io`
 (save/load), :mod:`~quicq.adapters.formats` (quicq's and peft's adapter formats, both read),
 :mod:`~quicq.adapters.counts` (parameter counts from shapes),
-:mod:`~quicq.adapters.peft_interop` (registration with peft, OFT import; imports peft).
+:mod:`~quicq.adapters.peft_interop` (registration with peft; imports peft), :mod:`~quicq.adapters.peft_oft`
+(peft OFT adapters imported as QuIC circuits).
 """
 
 from quicq.adapters.config import (

@@ -116,7 +116,7 @@ def read_peft_adapter(directory: str | Path, meta: dict[str, Any] | None = None)
     meta = read_config_json(cfg_path) if meta is None else meta
     ptype = meta.get("peft_type")
     if ptype not in QUICQ_PEFT_TYPES:
-        hint = " (an OFT adapter imports as QuIC with quicq.adapters.peft_interop.load_oft_adapter)" if (
+        hint = " (an OFT adapter imports as QuIC with quicq.adapters.peft_oft.load_oft_adapter)" if (
             ptype == "OFT") else ""
         raise AdapterLoadError(
             f"{cfg_path} looks like a peft adapter with peft_type={ptype!r}; quicq reads its own methods "
