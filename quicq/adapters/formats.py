@@ -23,7 +23,8 @@ reading it needs peft installed. So the two stay distinct and every quicq loader
 **Loading a peft-format QuIC directory with peft itself** needs ``import quicq.adapters.peft_interop``
 first, or peft raises a bare ``KeyError: 'QUIC'`` (it looks the type up before any quicq code runs).
 The saved config's ``quicq_note`` field says so, :func:`describe_adapter` names the import for any
-directory, and :func:`load_with_peft` does both steps.
+directory, and :func:`load_with_peft` does both steps. Given a *native* directory, peft fails with
+``KeyError: 'peft_type'`` (the key it dispatches on is absent); such a directory is for quicq.
 """
 
 from __future__ import annotations
