@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from quicq.circuits.gates import GIVENS_GATES
 from quicq.circuits.layouts import LAYOUTS
 from quicq.cli_run import CLIError, angles_from_spec, cmd_run, layout_circuit, parse_orders
 from quicq.errors import QuicqError
@@ -236,11 +237,12 @@ def _add_circuit_source(p: argparse.ArgumentParser, *, blocks: bool = False) -> 
     g.add_argument("--layout", choices=sorted(LAYOUTS), help="block circuit layout")
     g.add_argument("--n", type=_positive_int, help="qubits (block dimension of the unary block)")
     g.add_argument("--orders", type=_orders, help="Hamming weights k, e.g. 1,2 (default: the manifest's, else 1)")
-    g.add_argument("--gate", choices=["rbs", "fbs"], help="gate of the layout (default: the layout's own)")
+    g.add_argument("--gate", choices=sorted(GIVENS_GATES), help="gate of the layout (default: the layout's own)")
     g.add_argument("--n-layers", type=_positive_int, default=2, help="brick layers (brick only; default 2)")
     if blocks:
         g.add_argument("--blocks", type=_positive_int, default=1, help="angle bindings (blocks) per estimate")
-    p.add_argument("--adapter", metavar="DIR", help="a saved quicq adapter (adapter_config.json + safetensors)")
+    p.add_argument("--adapter", metavar="DIR", help="a saved adapter directory: quicq's format, or peft's written through "
+                   "quicq.adapters.peft_interop (adapter_config.json + safetensors)")
 
 
 def _add_tomo_options(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,10 @@ Quick start (peft users will recognise it)::
 
 Modules: :mod:`~quicq.adapters.config` (dataclass configs), :mod:`~quicq.adapters.layer`
 (layers), :mod:`~quicq.adapters.model` (surgery, :class:`QuicqModel`), :mod:`~quicq.adapters.io`
-(save/load), :mod:`~quicq.adapters.counts` (parameter counts from shapes),
-:mod:`~quicq.adapters.peft_interop` (registration with peft, OFT import; imports peft).
+(save/load), :mod:`~quicq.adapters.formats` (quicq's and peft's adapter formats, both read),
+:mod:`~quicq.adapters.counts` (parameter counts from shapes),
+:mod:`~quicq.adapters.peft_interop` (registration with peft; imports peft), :mod:`~quicq.adapters.peft_oft`
+(peft OFT adapters imported as QuIC circuits).
 """
 
 from quicq.adapters.config import (
@@ -24,6 +26,7 @@ from quicq.adapters.config import (
     QuICConfig,
     config_from_dict,
 )
+from quicq.adapters.formats import adapter_format, describe_adapter, load_with_peft
 from quicq.adapters.io import AdapterLoadError, read_adapter, save_adapter
 from quicq.adapters.layer import (
     AdapterError,
@@ -56,8 +59,11 @@ __all__ = [
     "QuantumPEFTSpec",
     "QuicqModel",
     "QuicqTunerLayer",
+    "adapter_format",
     "config_from_dict",
+    "describe_adapter",
     "get_quicq_model",
+    "load_with_peft",
     "plan_adapter",
     "read_adapter",
     "save_adapter",

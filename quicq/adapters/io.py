@@ -6,7 +6,8 @@ Directory layout (peft's): ``adapter_config.json`` and ``adapter_model.safetenso
 
     {"format": "quicq-adapter", "format_version": 1, "quicq_version": "0.1.0",
      "method": "quic" | "quantum_peft", "config": {...every config field...},
-     "modules": {"<module name>": {"kind": "linear", "out_features": 64, "in_features": 32}, ...},
+     "modules": {"<module name>": {"kind": "linear", "out_features": 64, "in_features": 32},
+                 "<conv name>": {"kind": "conv2d", ..., "kernel_size": [3, 3]}, ...},
      "modules_to_save": ["classifier", ...]}
 
 Tensor names are ``<module name>.<parameter container>`` (``quic_params``; ``qpeft_theta_u``,
@@ -45,7 +46,9 @@ __all__ = [
     "WEIGHTS_NAME",
     "AdapterLoadError",
     "LoadedAdapter",
+    "module_record",
     "read_adapter",
+    "read_config_json",
     "save_adapter",
 ]
 
@@ -62,12 +65,31 @@ class AdapterLoadError(QuicqError, ValueError):
     """A saved adapter is unreadable or does not fit the model; nothing was changed."""
 
 
+def _umask() -> int:
+    """The process umask (Linux: read from /proc, so the mask is never changed, even briefly)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: swap and restore
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same directory and rename: no half-written files."""
+    """Write via a temporary file in the same directory and rename: no half-written files.
+
+    ``mkstemp`` creates the file 0600; it gets ``0666 & ~umask`` (0644 under the usual umask),
+    the mode a plain ``open(path, "w")`` would give, before it is renamed into place.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -84,8 +106,7 @@ def save_adapter(qmodel: Any, directory: str | Path, adapter_name: str) -> None:
     tensors: dict[str, torch.Tensor] = {}
     modules: dict[str, dict[str, Any]] = {}
     for name, layer in qmodel.quicq_layers(adapter_name).items():
-        geo = layer_geometry(layer.get_base_layer(), name)
-        modules[name] = {"kind": geo.kind, "out_features": geo.out_features, "in_features": geo.in_features}
+        modules[name] = module_record(layer.get_base_layer(), name)
         for attr in layer.adapter_layer_names:
             tensors[f"{name}.{attr}"] = getattr(layer, attr)[adapter_name].detach().cpu().contiguous().clone()
     saved: list[str] = []
@@ -123,11 +144,12 @@ class LoadedAdapter:
     def validate_plan(self, model: torch.nn.Module, adapter_name: str) -> Any:
         """Plan the adapter on ``model`` and check every tensor against it; returns the plan."""
         where = f"adapter at {self.directory}"
+        recorded = self.meta.get("modules", {})
+        self._check_records(model, recorded, where)
         try:
             plan = plan_adapter(model, self.config, adapter_name)
         except AdapterConfigError as exc:
             raise AdapterLoadError(f"{where} does not fit this model: {exc}") from None
-        recorded = self.meta.get("modules", {})
         planned = {t.name: t for t in plan.targets}
         if set(recorded) != set(planned):
             missing = sorted(set(recorded) - set(planned))[:5]
@@ -136,15 +158,6 @@ class LoadedAdapter:
                 f"{where} was saved for other modules: adapted then but not matched now: {missing}; "
                 f"matched now but not saved: {extra}"
             )
-        for name, rec in recorded.items():
-            base = model.get_submodule(name)
-            base = base.get_base_layer() if hasattr(base, "get_base_layer") else base
-            geo = layer_geometry(base, name)
-            now = {"kind": geo.kind, "out_features": geo.out_features, "in_features": geo.in_features}
-            if rec != now:
-                raise AdapterLoadError(
-                    f"{where}: module {name!r} was {_describe(rec)} when saved, this model's is {_describe(now)}"
-                )
         if sorted(self.meta.get("modules_to_save", [])) != sorted(n for n, _ in plan.saved):
             raise AdapterLoadError(
                 f"{where}: modules_to_save {self.meta.get('modules_to_save')} do not match the model's "
@@ -171,6 +184,33 @@ class LoadedAdapter:
                 raise AdapterLoadError(f"{where}: tensor {key!r} holds NaN or inf values")
         return plan
 
+    @staticmethod
+    def _check_records(model: torch.nn.Module, recorded: Any, where: str) -> None:
+        """Every recorded module that the model has must have the recorded kind, sizes and kernel.
+
+        Runs before planning, so a mismatch is reported as such (not as a tensor shape) and
+        nothing is allocated. Fields a file does not record (older files: ``kernel_size``) are not
+        compared; a peft-format file from an older quicq records names only. Modules the model
+        lacks are reported by the name check after planning.
+        """
+        for name, rec in recorded.items():
+            if not isinstance(rec, dict):
+                raise AdapterLoadError(f"{where}: bad module record {name!r}: {rec!r}")
+            try:
+                base = model.get_submodule(name)
+            except AttributeError:
+                continue
+            base = base.get_base_layer() if hasattr(base, "get_base_layer") else base
+            try:
+                now = module_record(base, name)
+            except AdapterConfigError as exc:
+                raise AdapterLoadError(f"{where} does not fit this model: {exc}") from None
+            keys = [k for k in ("kind", "out_features", "in_features", "kernel_size") if k in rec]
+            if any(rec[k] != now.get(k) for k in keys):
+                raise AdapterLoadError(
+                    f"{where}: module {name!r} was {_describe(rec)} when saved, this model's is {_describe(now)}"
+                )
+
     def copy_into(self, qmodel: Any, adapter_name: str) -> None:
         """Copy the (validated) tensors into the adapter ``adapter_name`` of ``qmodel``."""
         with torch.no_grad():
@@ -185,6 +225,19 @@ class LoadedAdapter:
                     p.copy_(self.tensors[f"{name}.{pname}"].to(dtype=p.dtype, device=p.device))
 
 
+def module_record(base: torch.nn.Module, name: str) -> dict[str, Any]:
+    """What the config records of an adapted base layer: kind, sizes and (Conv2d) the kernel size.
+
+    The kernel size matters to Quantum-PEFT (its V circuit acts on in·kh·kw inputs) and is what
+    tells a 3×3 convolution from a 1×1 one of the same channel counts.
+    """
+    geo = layer_geometry(base, name)
+    rec: dict[str, Any] = {"kind": geo.kind, "out_features": geo.out_features, "in_features": geo.in_features}
+    if geo.kind == "conv2d":
+        rec["kernel_size"] = [int(k) for k in base.kernel_size]
+    return rec
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -194,7 +247,8 @@ def _sha256(path: Path) -> str:
 
 
 def _describe(m: dict[str, Any]) -> str:
-    return f"{m.get('kind')} out_features={m.get('out_features')} in_features={m.get('in_features')}"
+    kernel = f" kernel_size={tuple(m['kernel_size'])}" if isinstance(m.get("kernel_size"), list) else ""
+    return f"{m.get('kind')} out_features={m.get('out_features')} in_features={m.get('in_features')}{kernel}"
 
 
 def _parse_version(v: Any) -> tuple[int, ...]:
@@ -208,8 +262,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in an adapter config (non-finite number)")
 
 
+_KINDS = ("linear", "conv1d", "conv2d")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def read_config_json(cfg_path: Path) -> dict[str, Any]:
+    """The JSON object in ``cfg_path``; NaN/inf, deep nesting and non-objects are load errors."""
+    try:
+        meta = json.loads(cfg_path.read_text(), parse_constant=_reject_constant)
+    except OSError as exc:
+        raise AdapterLoadError(f"cannot read {cfg_path}: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise AdapterLoadError(f"{cfg_path} is not valid JSON: {msg}") from None
+    if not isinstance(meta, dict):
+        raise AdapterLoadError(f"{cfg_path} must hold a JSON object")
+    return meta
+
+
 def read_adapter(directory: str | Path) -> LoadedAdapter:
-    """Read and check an adapter directory without touching any model."""
+    """Read and check an adapter directory without touching any model.
+
+    Reads quicq's native format and peft's format of quicq's methods (:mod:`quicq.adapters.formats`).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -221,17 +299,14 @@ def read_adapter(directory: str | Path) -> LoadedAdapter:
         extra = " (found a pickle adapter_model.bin: quicq loads safetensors only)" if (
             directory / "adapter_model.bin").exists() else ""
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}{extra}")
-    try:
-        meta = json.loads(cfg_path.read_text(), parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
-        msg = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise AdapterLoadError(f"{cfg_path} is not valid JSON: {msg}") from None
-    if not isinstance(meta, dict):
-        raise AdapterLoadError(f"{cfg_path} must hold a JSON object")
+    meta = read_config_json(cfg_path)
+    if "peft_type" in meta and meta.get("format") != FORMAT:  # peft's format: see quicq.adapters.formats
+        from quicq.adapters.formats import read_peft_adapter
+
+        return read_peft_adapter(directory, meta)
     if meta.get("format") != FORMAT:
-        hint = f" (it looks like a peft adapter, peft_type={meta['peft_type']!r}; load it with peft)" if (
-            "peft_type" in meta) else ""
-        raise AdapterLoadError(f"{cfg_path} is not a quicq adapter config{hint}")
+        raise AdapterLoadError(f"{cfg_path} is not a quicq adapter config (neither \"format\": \"{FORMAT}\" "
+                               "nor peft's \"peft_type\")")
     fv = meta.get("format_version")
     if not isinstance(fv, int) or fv < 1:
         raise AdapterLoadError(f"{cfg_path}: format_version must be a positive int, got {fv!r}")
@@ -244,6 +319,10 @@ def read_adapter(directory: str | Path) -> LoadedAdapter:
     for key, typ in (("modules", dict), ("modules_to_save", list), ("config", dict)):
         if not isinstance(meta.get(key), typ):
             raise AdapterLoadError(f"{cfg_path}: field {key!r} is missing or not a {typ.__name__}")
+    for name, rec in meta["modules"].items():
+        if not (isinstance(rec, dict) and rec.get("kind") in _KINDS
+                and all(_positive_int(rec.get(k)) for k in ("out_features", "in_features"))):
+            raise AdapterLoadError(f"{cfg_path}: bad module record {name!r}: {rec!r}")
     if fv == 1 and meta.get("method") == "quic" and "start" not in meta["config"]:
         meta["config"] = {**meta["config"], "start": "identity"}  # what version-1 angles mean
     digest = meta.get("weights_sha256")

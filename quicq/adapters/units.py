@@ -1,7 +1,7 @@
 """Circuits and trained angles of a saved adapter directory, without the model it was trained on.
 
 :func:`adapter_units` rebuilds a stand-in of the adapted model from the module sizes recorded in
-``adapter_config.json`` — nn.Linear for linear/Conv1D layers, nn.Conv2d for convolutions,
+``adapter_config.json`` — nn.Linear, transformers' Conv1D, nn.Conv2d of the recorded kernel size,
 parameter holders for ``modules_to_save`` — and loads the adapter into it with
 :meth:`QuicqModel.from_pretrained`, so every check of the loader (config fields, tensor names,
 shapes, finiteness) applies, and each circuit comes from the adapter layer itself.
@@ -14,7 +14,6 @@ is the one whose V-circuit angle count matches the saved tensor, preferring squa
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,20 +54,25 @@ class _Holder(nn.Module):
     """A stand-in for a ``modules_to_save`` module: parameters of the saved names and shapes."""
 
 
-def _kernel_numel(name: str, rec: dict[str, Any], loaded: Any) -> int:
+def _kernel_size(name: str, rec: dict[str, Any], loaded: Any) -> tuple[int, int]:
+    """The recorded kernel size, or for older files one that fits the saved angles (k×k as (k², 1))."""
     if "kernel_size" in rec:
-        return int(math.prod(rec["kernel_size"]))
+        ks = rec["kernel_size"]
+        if (not isinstance(ks, list) or len(ks) != 2
+                or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 64 for k in ks)):
+            raise AdapterLoadError(f"adapter at {loaded.directory}: module {name!r} has a bad kernel_size {ks!r}")
+        return (ks[0], ks[1])
     if loaded.config.method != "quantum_peft":
-        return 1  # QuIC rotates channels: the kernel does not enter any circuit
+        return (1, 1)  # QuIC rotates channels: the kernel does not enter any circuit
     from quicq.circuits.pauli import pauli
 
     theta_v = loaded.tensors.get(f"{name}.qpeft_theta_v")
     if theta_v is None:
-        return 1  # the loader reports the missing tensor
+        return (1, 1)  # the loader reports the missing tensor
     n_in, want = int(rec["in_features"]), int(theta_v.numel())
     squares = [k * k for k in range(1, 12) if pauli(n_in * k * k, loaded.config.n_layers).n_params == want]
     if len(squares) == 1:
-        return squares[0]
+        return (squares[0], 1)
     raise AdapterLoadError(
         f"adapter at {loaded.directory}: module {name!r} is a Conv2d whose kernel size is not recorded and "
         f"{'no' if not squares else 'more than one'} square kernel fits its V angles ({want}); re-save the adapter "
@@ -89,14 +93,24 @@ def _set(root: nn.Module, dotted: str, module: nn.Module) -> None:
 def _stand_in(loaded: Any) -> nn.Module:
     root = nn.Module()
     for name, rec in sorted(loaded.meta["modules"].items()):
+        if rec == {}:  # peft's format, written by a quicq that did not record module sizes yet
+            raise AdapterLoadError(
+                f"adapter at {loaded.directory} (peft's format) records no size for module {name!r}, so its "
+                "circuits cannot be rebuilt without the model: load it with QuicqModel.from_pretrained(model, dir) "
+                "and save_pretrained it again (quicq's format records every size)"
+            )
         try:
             out_f, in_f, kind = int(rec["out_features"]), int(rec["in_features"]), rec["kind"]
         except (KeyError, TypeError, ValueError):
             raise AdapterLoadError(f"adapter at {loaded.directory}: bad module record {name!r}: {rec!r}") from None
         if kind == "conv2d":
-            k = _kernel_numel(name, rec, loaded)
-            layer: nn.Module = nn.Conv2d(in_f, out_f, kernel_size=(k, 1), bias=False)
-        else:  # linear, or transformers' Conv1D: the same (out, in) geometry
+            kernel = _kernel_size(name, rec, loaded)
+            layer: nn.Module = nn.Conv2d(in_f, out_f, kernel_size=kernel, bias=False)
+        elif kind == "conv1d":  # transformers' Conv1D (GPT-2): the loader checks the recorded kind
+            from quicq._optional import require
+
+            layer = require("transformers.pytorch_utils", "hf").Conv1D(out_f, in_f)
+        else:
             layer = nn.Linear(in_f, out_f, bias=False)
         _set(root, name, layer)
     for saved in loaded.meta["modules_to_save"]:

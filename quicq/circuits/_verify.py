@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from quicq._optional import require
+from quicq.circuits.bitorder import qiskit_axis
+from quicq.circuits.gates import SIGN_GATES
 from quicq.circuits.ir import CircuitError
 from quicq.circuits.qasm_scan import Limits
 
 _VERIFY_ANGLES = (0.3719, -1.2087)
 _ATOL = 1e-9
 _MAX_DEPTH = 32
-_DIAGONAL = ("cz", "z")
 
 
 def _definition(op: Any, where: str) -> Any:
@@ -138,7 +139,7 @@ def _evolve(ops: list, phase: float, n_qubits: int, where: str) -> np.ndarray:
             k = len(qs)
             mat = np.asarray(op.to_matrix(), dtype=complex).reshape((2,) * (2 * k))
             # matrix axes: outputs (q_{k−1} … q_0), then inputs (q_{k−1} … q_0)
-            axes = [n_qubits - 1 - q for q in reversed(qs)]
+            axes = [qiskit_axis(q, n_qubits) for q in reversed(qs)]
             state = np.tensordot(mat, state, axes=(list(range(k, 2 * k)), axes))
             state = np.moveaxis(state, list(range(k)), axes)
     except Exception as exc:  # noqa: BLE001 - a body we cannot evaluate cannot be trusted
@@ -173,7 +174,7 @@ def _fbs_structure(ops: list, phase: float, width: int, core_expected: Any, wher
     from qiskit.quantum_info import Operator
 
     a, b = 0, width - 1
-    active = [i for i, (op, _) in enumerate(ops) if op.name not in _DIAGONAL]
+    active = [i for i, (op, _) in enumerate(ops) if op.name not in SIGN_GATES]
     if not active:
         return "its body has no rotation (only diagonal gates)"
     first, last = active[0], active[-1]

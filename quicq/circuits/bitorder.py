@@ -13,8 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
-    "basis_index", "bits_of", "bits_to_index", "qiskit_index", "qiskit_permutation", "qubit_mask",
-    "set_qubits",
+    "basis_index", "bits_of", "bits_to_index", "control_state_bits", "control_state_int", "qiskit_axis",
+    "qiskit_index", "qiskit_permutation", "qubit_mask", "set_qubits",
 ]
 
 
@@ -61,3 +61,18 @@ def qiskit_permutation(n_qubits: int) -> np.ndarray:
     for q in range(n_qubits):
         rev |= ((idx >> (n_qubits - 1 - q)) & 1) << q
     return rev
+
+
+def qiskit_axis(q: int, n_qubits: int) -> int:
+    """Axis of qubit ``q`` in a Qiskit-ordered state reshaped to ``(2,) * n_qubits`` (qubit 0 is last)."""
+    return n_qubits - 1 - q
+
+
+def control_state_int(bits: Iterable[int]) -> int:
+    """Qiskit's integer control state of per-control values ``bits`` (control i at bit i, little-endian)."""
+    return sum(int(v) << i for i, v in enumerate(bits))
+
+
+def control_state_bits(value: int, n_controls: int) -> tuple[int, ...]:
+    """Per-control values of Qiskit's integer control state ``value``; inverse of :func:`control_state_int`."""
+    return tuple((int(value) >> i) & 1 for i in range(n_controls))

@@ -1,7 +1,8 @@
 """The one definition of every gate quicq knows.
 
 Each gate is described once here: its name, arity, whether it takes an angle, the angle
-frequency (used by the parameter-shift rule) and whether it preserves Hamming weight.
+frequency (used by the parameter-shift rule), whether it preserves Hamming weight, and how the
+engines treat it (a Givens rotation on the unary sector, or a ±1 sign).
 Compilers and engines look gates up in :data:`GATES`; none of them re-describes a gate.
 
 Matrix conventions (docs/conventions.md), always in the computational basis of the gate's qubits
@@ -39,6 +40,8 @@ class GateSpec:
     description: str
     # A Givens rotation between its two (end) qubits on the unary sector: RBS and FBS.
     givens: bool = False
+    # Diagonal ±1: −1 exactly on the basis states where all its qubits are 1 (Z, CZ).
+    sign: bool = False
 
 
 GATES: dict[str, GateSpec] = {
@@ -46,8 +49,8 @@ GATES: dict[str, GateSpec] = {
     "fbs": GateSpec("fbs", 2, True, 1.0, True, "fermionic beam splitter (RBS with parity signs)", True),
     "ry": GateSpec("ry", 1, True, 0.5, False, "Y rotation exp(-i θ Y / 2)"),
     "mcry": GateSpec("mcry", None, True, 0.5, False, "multi-controlled Y rotation"),
-    "cz": GateSpec("cz", 2, False, 0.0, True, "controlled Z"),
-    "z": GateSpec("z", 1, False, 0.0, True, "Pauli Z"),
+    "cz": GateSpec("cz", 2, False, 0.0, True, "controlled Z", sign=True),
+    "z": GateSpec("z", 1, False, 0.0, True, "Pauli Z", sign=True),
     "x": GateSpec("x", 1, False, 0.0, False, "Pauli X"),
     "h": GateSpec("h", 1, False, 0.0, False, "Hadamard"),
 }
@@ -58,6 +61,9 @@ HW_PRESERVING_GATES: frozenset[str] = frozenset(n for n, s in GATES.items() if s
 
 GIVENS_GATES: frozenset[str] = frozenset(n for n, s in GATES.items() if s.givens)
 """Names of the gates that act as a Givens rotation of their end qubits on the unary sector."""
+
+SIGN_GATES: frozenset[str] = frozenset(n for n, s in GATES.items() if s.sign)
+"""Names of the diagonal gates that flip the sign of the states with all their qubits set."""
 
 
 def shift_rule(name: str) -> tuple[float, float]:

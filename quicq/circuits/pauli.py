@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from quicq.circuits.bitorder import bits_of
 from quicq.circuits.ir import Circuit, CircuitError, Gate
 
 REGISTERS = ("chain", "full")
@@ -160,12 +161,12 @@ def _register_givens(qs: tuple[int, ...], level: int, slot: int) -> list[Gate]:
     """Givens (level, level+1) on the Gray-coded register qubits ``qs``: one mcry (X-conjugated
     when the lower level has the rotated bit set, so the logical rotation sign is the same)."""
     r = len(qs)
-    a, b = _gray(level), _gray(level + 1)
-    bit = (a ^ b).bit_length() - 1  # the one differing bit (bit 0 = least significant)
-    target = qs[r - 1 - bit]  # register qubit 0 holds the most significant bit
+    a_bits, b_bits = bits_of(_gray(level), r), bits_of(_gray(level + 1), r)  # register qubit 0 = MSB
+    (pos,) = [i for i in range(r) if a_bits[i] != b_bits[i]]  # Gray neighbours differ in one bit
+    target = qs[pos]
     ctrls = tuple(q for q in qs if q != target)
-    cstate = tuple((a >> (r - 1 - qs.index(c))) & 1 for c in ctrls)
-    flip = (a >> bit) & 1
+    cstate = tuple(a_bits[qs.index(c)] for c in ctrls)
+    flip = a_bits[pos]
     g = Gate("mcry", ctrls + (target,), slot, cstate)
     return [Gate("x", (target,)), g, Gate("x", (target,))] if flip else [g]
 

@@ -8,11 +8,12 @@
 * :func:`simulate`, :func:`statevector_block` — generic real statevector simulation.
 """
 
+from quicq.engine._plan import Angles
 from quicq.engine.compound import compound
 from quicq.engine.pauli import pauli_columns
 from quicq.engine.sector import sector_block, sector_blocks
 from quicq.engine.statevector import simulate, statevector_block
 from quicq.engine.unary import unary_block
 
-__all__ = ["compound", "pauli_columns", "sector_block", "sector_blocks", "simulate",
+__all__ = ["Angles", "compound", "pauli_columns", "sector_block", "sector_blocks", "simulate",
            "statevector_block", "unary_block"]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeAlias
 
 import numpy as np
 import torch
 
+from quicq.circuits.gates import GIVENS_GATES
 from quicq.circuits.ir import Circuit, CircuitError, check_angles
 
+Angles: TypeAlias = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+"""What the engine's ``angles`` accept: shape (..., n_params), real and finite (a tensor keeps its
+dtype, device and autograd graph; anything else becomes float64)."""
 
-def as_angles(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+
+def as_angles(circuit: Circuit, angles: Angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Validate ``angles`` (shape (..., n_params), finite) and return a real float tensor.
 
     Python floats / numpy arrays become float64 tensors; tensors keep their dtype and device
@@ -53,9 +60,8 @@ class UnaryStep:
 def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
     """Layers of the circuit's action on the unary sector (CZ is the identity there)."""
     if not circuit.hw_preserving:
-        bad = sorted({g.name for g in circuit.gates if g.name not in ("rbs", "fbs", "z", "cz")})
         raise CircuitError(
-            f"the unary block needs a Hamming-weight-preserving circuit; this one has {bad} gates"
+            f"the unary block needs a Hamming-weight-preserving circuit; this one has {circuit.non_hw_gates()} gates"
         )
     n = circuit.n_qubits
     steps = []
@@ -63,7 +69,7 @@ def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
         a, b, slots, zs = [], [], [], []
         for i in layer:
             g = circuit.gates[i]
-            if g.name in ("rbs", "fbs"):
+            if g.name in GIVENS_GATES:
                 a.append(g.qubits[0])
                 b.append(g.qubits[1])
                 slots.append(g.param)

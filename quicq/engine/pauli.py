@@ -36,7 +36,7 @@ from torch.autograd.function import once_differentiable
 
 from quicq.circuits.ir import Circuit, CircuitError
 from quicq.circuits.pauli import CZ, PauliStructure, pauli, pauli_structure
-from quicq.engine._plan import as_angles
+from quicq.engine._plan import Angles, as_angles
 
 
 @dataclass(frozen=True)
@@ -393,7 +393,7 @@ class _PauliColumns(torch.autograd.Function):
         return grad.reshape(*lead, -1), None, None
 
 
-def pauli_columns(circuit: Circuit, angles, K: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+def pauli_columns(circuit: Circuit, angles: Angles, K: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """First K columns of Q(θ) ∈ SO(N) for a circuit from :func:`quicq.circuits.pauli.pauli`.
 
     ``angles`` has shape (..., n_params); returns a (..., N, K) tensor with orthonormal columns,

@@ -17,6 +17,7 @@ The participation ratio of a unit column u is 1/Σ u_i⁴ (N for a flat vector, 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ DEFAULT_LR_THETA = 5e-2
 DEFAULT_LR_LAMBDA = 2e-1
 
 
-def qpeft_param_groups(named_parameters, lr_theta: float = DEFAULT_LR_THETA,
+def qpeft_param_groups(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], lr_theta: float = DEFAULT_LR_THETA,
                        lr_lambda: float = DEFAULT_LR_LAMBDA) -> list[dict]:
     """AdamW parameter groups for Quantum-PEFT: angles (``qpeft_theta*``) and λ (``qpeft_lambda``).
 

@@ -18,8 +18,9 @@ from functools import lru_cache
 
 import torch
 
+from quicq.circuits.gates import GIVENS_GATES, SIGN_GATES
 from quicq.circuits.ir import Circuit, CircuitError, check_orders, subsets
-from quicq.engine._plan import as_angles
+from quicq.engine._plan import Angles, as_angles
 from quicq.engine.compound import compound
 from quicq.engine.unary import unary_block
 
@@ -33,7 +34,7 @@ def _sector_plan(circuit: Circuit, k: int):
     D = len(subs)
     steps = []
     for g in circuit.gates:
-        if g.name in ("rbs", "fbs"):
+        if g.name in GIVENS_GATES:
             a, b = g.qubits
             partner = list(range(D))
             # role +1: the |01⟩ state (b set, a not); −1: the |10⟩ state (a set, b not); 0: untouched.
@@ -47,7 +48,7 @@ def _sector_plan(circuit: Circuit, k: int):
                         sgn[i] = -1.0 if sum(a < q < b for q in s) % 2 else 1.0
             steps.append(("mix", g.param, torch.tensor(partner), torch.tensor(role, dtype=torch.float64),
                           torch.tensor(sgn, dtype=torch.float64)))
-        elif g.name in ("z", "cz"):
+        elif g.name in SIGN_GATES:
             diag = [(-1.0 if all(q in s for q in g.qubits) else 1.0) for s in sets]
             steps.append(("sign", None, None, None, torch.tensor(diag, dtype=torch.float64)))
         else:
@@ -73,19 +74,18 @@ def _simulate_sector(circuit: Circuit, th: torch.Tensor, k: int) -> torch.Tensor
     return B
 
 
-def sector_block(circuit: Circuit, angles, k: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+def sector_block(circuit: Circuit, angles: Angles, k: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """The (..., C(n,k), C(n,k)) weight-k block over lexicographic k-subsets (docs/conventions.md)."""
     th = as_angles(circuit, angles, dtype=dtype)
     (k,) = check_orders(circuit.n_qubits, [k])
     if not circuit.hw_preserving:
-        bad = sorted({g.name for g in circuit.gates if g.name not in ("rbs", "fbs", "z", "cz")})
-        raise CircuitError(f"weight-k blocks need a Hamming-weight-preserving circuit; found {bad}")
+        raise CircuitError(f"weight-k blocks need a Hamming-weight-preserving circuit; found {circuit.non_hw_gates()}")
     if circuit.compound_exact:
         return compound(unary_block(circuit, th), k)
     return _simulate_sector(circuit, th, k)
 
 
-def sector_blocks(circuit: Circuit, angles, orders: Sequence[int], *,
+def sector_blocks(circuit: Circuit, angles: Angles, orders: Sequence[int], *,
                   dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """Weight-k blocks for each order in ``sorted(orders)``, sharing one unary computation."""
     th = as_angles(circuit, angles, dtype=dtype)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from quicq.circuits.ir import Circuit, CircuitError, Gate
-from quicq.engine._plan import as_angles
+from quicq.engine._plan import Angles, as_angles
 
 _SQRT1_2 = 0.7071067811865476
 
@@ -96,7 +96,7 @@ def _parity_sign(psi: torch.Tensor, axes: list[int]) -> torch.Tensor:
     return out
 
 
-def simulate(circuit: Circuit, angles, inputs: Sequence[int], *,
+def simulate(circuit: Circuit, angles: Angles, inputs: Sequence[int], *,
              dtype: torch.dtype | None = None) -> torch.Tensor:
     """Final states for each basis input: shape (..., len(inputs), 2^n), basis index qubit 0 = MSB."""
     th = as_angles(circuit, angles, dtype=dtype)
@@ -115,7 +115,7 @@ def simulate(circuit: Circuit, angles, inputs: Sequence[int], *,
     return psi.reshape(*th.shape[:-1], len(inputs), dim)
 
 
-def statevector_block(circuit: Circuit, angles, inputs: Sequence[int], outputs: Sequence[int], *,
+def statevector_block(circuit: Circuit, angles: Angles, inputs: Sequence[int], outputs: Sequence[int], *,
                       dtype: torch.dtype | None = None) -> torch.Tensor:
     """Amplitudes ⟨out_i| C |in_j⟩ as a (..., len(outputs), len(inputs)) tensor."""
     states = simulate(circuit, angles, inputs, dtype=dtype)

@@ -19,7 +19,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from quicq.circuits.ir import Circuit
-from quicq.engine._plan import UnaryStep, as_angles, unary_plan
+from quicq.engine._plan import Angles, UnaryStep, as_angles, unary_plan
 
 
 class _Xp:
@@ -130,7 +130,7 @@ class _GivensProduct(torch.autograd.Function):
         return grad, None
 
 
-def unary_block(circuit: Circuit, angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+def unary_block(circuit: Circuit, angles: Angles, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Return the (..., n, n) unary block of ``circuit`` at ``angles`` (shape (..., n_params)).
 
     RBS and FBS act identically on the unary sector (no qubit between a and b is set), Z
