@@ -34,6 +34,7 @@ from quicq.adapters.config import CHART_STARTS as STARTS
 from quicq.circuits import Circuit, brick, butterfly, pyramid, x_layout
 from quicq.engine.exterior import flush_tiny
 from quicq.errors import QuicqError
+from quicq.circuits.gates import GIVENS_GATES
 
 __all__ = ["PARAMETERIZATIONS", "STARTS", "CayleyChart", "CircuitChart", "Parameterization",
            "ParameterizationError", "get_parameterization"]
@@ -125,8 +126,8 @@ def _best_start(circuit: Circuit, tries: int = 64) -> tuple[np.ndarray, int]:
     √(times a pair is touched) — all 1 when no pair repeats. Tried: all π/2, all 0, then seeded
     random mixes (the X layout needs them); the first best wins, so the result is deterministic.
     """
-    pairs = [g.qubits for g in circuit.gates if g.name in ("rbs", "fbs")]
-    slots = [g.param for g in circuit.gates if g.name in ("rbs", "fbs")]
+    pairs = [g.qubits for g in circuit.gates if g.name in GIVENS_GATES]
+    slots = [g.param for g in circuit.gates if g.name in GIVENS_GATES]
 
     def score(swap: np.ndarray) -> int:
         pos = list(range(circuit.n_qubits))  # pos[q] = logical mode on qubit q

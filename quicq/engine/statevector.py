@@ -15,6 +15,7 @@ import torch
 
 from quicq.circuits.ir import Circuit, CircuitError, Gate
 from quicq.engine._plan import Angles, as_angles
+from quicq.circuits.gates import GIVENS_GATES, SIGN_GATES
 
 _SQRT1_2 = 0.7071067811865476
 
@@ -50,7 +51,7 @@ def _apply(psi: torch.Tensor, g: Gate, th: torch.Tensor, n: int) -> torch.Tensor
             sel = torch.tensor([1.0 - v, float(v)], dtype=psi.dtype, device=psi.device)
             mask = mask * sel.reshape(shape)
         return psi + mask * (new - psi)
-    if g.name in ("cz", "z"):
+    if g.name in SIGN_GATES:
         return psi * (1 - 2 * _all_ones(psi, [ax[q] for q in g.qubits]))
     if g.name == "x":
         return psi.flip(ax[g.qubits[0]])
@@ -58,7 +59,7 @@ def _apply(psi: torch.Tensor, g: Gate, th: torch.Tensor, n: int) -> torch.Tensor
         x = psi.movedim(ax[g.qubits[0]], -1)
         y = torch.stack([(x[..., 0] + x[..., 1]) * _SQRT1_2, (x[..., 0] - x[..., 1]) * _SQRT1_2], -1)
         return y.movedim(-1, ax[g.qubits[0]])
-    if g.name in ("rbs", "fbs"):
+    if g.name in GIVENS_GATES:
         a, b = g.qubits
         x = psi.movedim((ax[a], ax[b]), (-2, -1))
         t = angle(1.0, x[..., 0, 0])

@@ -40,6 +40,8 @@ import numpy as np
 from quicq.circuits.ir import Circuit, Gate
 from quicq.hardware.errors import MitigationError
 from quicq.hardware.outcome import Outcome
+from quicq.circuits.bitorder import qiskit_index
+from quicq.circuits.gates import GIVENS_GATES
 
 READOUT_METHODS: tuple[str, ...] = ("m3",)
 ZNE_FITS: tuple[str, ...] = ("linear", "richardson")
@@ -156,7 +158,7 @@ def fold(circuit: Circuit, scale: int) -> Circuit:
     m = (scale - 1) // 2
     gates: list[Gate] = []
     for g in circuit.gates:
-        if g.name in ("rbs", "fbs"):
+        if g.name in GIVENS_GATES:
             za = Gate("z", (g.qubits[0],))
             gates.append(g)
             for _ in range(m):
@@ -244,17 +246,16 @@ class ReadoutMitigator:
         phys = list(outcome.physical_qubits)
         self.calibrate(phys)
         counts = outcome.counts()
-        # quicq index: qubit 0 is the most significant bit; Qiskit bitstrings put clbit 0 (= IR
-        # qubit 0) last — so a quicq index written MSB-first and reversed is the Qiskit string.
+        # mthree speaks Qiskit bitstrings (clbit 0 = IR qubit 0 rightmost): convert via bitorder
         dicts = []
         for row in counts:
             nz = np.flatnonzero(row)
-            dicts.append({format(int(i), f"0{n}b")[::-1]: int(row[i]) for i in nz})
+            dicts.append({format(qiskit_index(int(i), n), f"0{n}b"): int(row[i]) for i in nz})
         quasi = self._m3.apply_correction(dicts, phys)
         probs = np.zeros((outcome.batch, 1 << n))
         for b, q in enumerate(quasi):
             for key, val in q.items():
-                probs[b, int(key[::-1], 2)] = val
+                probs[b, qiskit_index(int(key, 2), n)] = val
         probs /= probs.sum(-1, keepdims=True)
         return Outcome(n, outcome.shots, probs=probs, physical_qubits=outcome.physical_qubits)
 

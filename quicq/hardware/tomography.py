@@ -123,7 +123,7 @@ class BlockTomography(Tomography):
         if not isinstance(circuit, Circuit):
             raise CircuitError(f"BlockTomography needs a quicq Circuit, got {type(circuit).__name__}")
         if not circuit.hw_preserving:
-            bad = sorted({g.name for g in circuit.gates if g.name not in ("rbs", "fbs", "z", "cz")})
+            bad = circuit.non_hw_gates()
             raise CircuitError(
                 f"BlockTomography needs a Hamming-weight-preserving circuit (found {bad} gates); "
                 f"use PauliTomography for Pauli (RY + CZ) circuits"
