@@ -74,6 +74,8 @@ _HARDWARE = re.compile(r"\$(\d+)")
 _LONG_INT = re.compile(r"(?<![\w.])\d{19,}(?![\w.])")
 _SIZE = re.compile(r"\s*(\d{1,9})\s*")
 _BRACKETS = np.frombuffer(b"([{)]}", dtype=np.uint8)
+_GATE_DEF = re.compile(rf"\bgate\s+({_IDENT})[^{{;]*\{{([^{{}}]*)\}}")
+_WORD = re.compile(_IDENT)
 
 
 def _strip(text: str) -> str:
@@ -90,6 +92,32 @@ def _nesting(clean: str) -> int:
 
 def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
+
+
+def _definition_sizes(clean: str, limits: Limits) -> dict[str, int]:
+    """Gates in each custom gate's body with nested definitions expanded, bounded before parsing.
+
+    Qiskit's OpenQASM 3 importer copies a definition into every call, so a chain of gates each
+    calling the previous one twice costs 2^depth copies inside the parser (20 levels: minutes and
+    many GB) before quicq's own checks could run. A statement that names an earlier gate counts
+    that gate's size (the largest, if it names several), any other statement counts 1: an upper
+    bound, never an evaluation.
+    """
+    sizes: dict[str, int] = {}
+    for m in _GATE_DEF.finditer(clean):
+        name, body = m.group(1), m.group(2)
+        total = 0
+        for stmt in body.split(";"):
+            if not stmt.strip():
+                continue
+            total += max((sizes[w] for w in _WORD.findall(stmt) if w in sizes), default=1)
+            if total > limits.max_definition_ops:
+                raise QasmError(
+                    f"gate {name!r} (line {_line_of(clean, m.start())}): its body expands to more than "
+                    f"{limits.max_definition_ops:,} gates (Limits.max_definition_ops)"
+                )
+        sizes[name] = total
+    return sizes
 
 
 def scan_qasm(text: str, limits: Limits = DEFAULT_LIMITS) -> QasmScan:
@@ -159,6 +187,8 @@ def scan_qasm(text: str, limits: Limits = DEFAULT_LIMITS) -> QasmScan:
                 f"hardware qubit ${digits[:12]} on line {_line_of(clean, m.start())} is beyond the "
                 f"limit of {limits.max_qubits:,} qubits"
             )
+
+    _definition_sizes(clean, limits)
 
     # Gate applications: one per statement, plus a broadcast over a whole register (or a
     # slice of one) counted as the register's size. An upper bound, cheap to compute.
