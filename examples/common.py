@@ -164,6 +164,7 @@ class TrainStats:
     losses: list[float]
     step_ms: float  # median wall time of a step (forward, backward, optimizer), first 3 steps excluded
     train_s: float
+    threads: int = 1  # torch threads the steps ran with (pinned by train())
 
     @property
     def final_loss(self) -> float:
@@ -172,8 +173,23 @@ class TrainStats:
 
 def train(model: nn.Module, recipe: Recipe, lr: float, *, head: Sequence[str], batches: Iterator[Any],
           loss_fn: Callable[[nn.Module, Any], torch.Tensor], lr_groups: dict[str, float] | None = None,
-          desc: str = "", progress: bool = False) -> TrainStats:
-    """Train ``model`` for ``recipe.steps`` steps of the recipe; stop loudly if the loss diverges."""
+          desc: str = "", progress: bool = False, threads: int = 1) -> TrainStats:
+    """Train ``model`` for ``recipe.steps`` steps of the recipe; stop loudly if the loss diverges.
+
+    Torch is pinned to ``threads`` for the run (and restored after): step times taken with the
+    default thread count on shared cores drift 5–26×."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _train(model, recipe, lr, head=head, batches=batches, loss_fn=loss_fn, lr_groups=lr_groups,
+                      desc=desc, progress=progress, threads=threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(model: nn.Module, recipe: Recipe, lr: float, *, head: Sequence[str], batches: Iterator[Any],
+           loss_fn: Callable[[nn.Module, Any], torch.Tensor], lr_groups: dict[str, float] | None,
+           desc: str, progress: bool, threads: int) -> TrainStats:
     opt, sched = build_optimizer(model, recipe, lr, head, lr_groups)
     model.train()
     times: list[float] = []
@@ -198,7 +214,7 @@ def train(model: nn.Module, recipe: Recipe, lr: float, *, head: Sequence[str], b
             raise ExampleError(f"{desc}: the loss became {losses[-1]} at step {len(losses)} (lr {lr:g})")
     model.eval()
     warm = times[3:] if len(times) > 5 else times
-    return TrainStats(losses, 1000 * statistics.median(warm), time.perf_counter() - t_start)
+    return TrainStats(losses, 1000 * statistics.median(warm), time.perf_counter() - t_start, threads)
 
 
 def cycle_batches(n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:

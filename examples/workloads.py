@@ -195,7 +195,8 @@ def run_method(wl: Workload, method: str, settings: dict[str, Any], lr: float, s
                            "threads": torch.get_num_threads(), "sizes": wl.sizes}
     try:
         stats = train(model, recipe, lr, head=wl.head, batches=wl.batches(seed), loss_fn=wl.loss,
-                      lr_groups=spec.lr_groups, desc=f"{method} lr={lr:g} seed={seed}", progress=progress)
+                      lr_groups=spec.lr_groups, desc=f"{method} lr={lr:g} seed={seed}", progress=progress,
+                      threads=torch.get_num_threads())  # the entry point's --threads pin
     except ExampleError as exc:  # this lr is too large: a result, not a crash
         out.update(error=str(exc), val_acc=None, val_loss=None, test_acc=None, test_loss=None, step_ms=math.nan,
                    train_s=math.nan, final_train_loss=None)
