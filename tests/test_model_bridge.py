@@ -14,14 +14,6 @@ from quicq.hardware.jobs import JobLimitError, JobLimits, JobReport, sample_with
 from quicq.hardware.model_bridge import BridgeError, ModelHardwareBridge
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Counting(ExactBackend):
     """The exact engine, counting the jobs it runs (every ``_run`` is one primitive call)."""
 

@@ -16,14 +16,6 @@ pytest.importorskip("qiskit_aer")
 fake = pytest.importorskip("qiskit_ibm_runtime.fake_provider")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _z(a, b):
     """Per-entry z-scores of two independent raw estimates."""
     return (a.raw[1] - b.raw[1]) / np.hypot(a.stderr[1], b.stderr[1])

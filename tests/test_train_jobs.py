@@ -14,14 +14,6 @@ import torch
 pytest.importorskip("qiskit_aer")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def sampler_jobs(monkeypatch):
     from qiskit_aer.primitives import SamplerV2
