@@ -26,11 +26,12 @@ import torch
 from torch import nn
 
 from methods import ALL_METHODS, METHOD_SPECS, MethodSpec
+from quicq.training import schedule
 
 # peft 0.21 calls a transformers 5 API that warns on every model it wraps; nothing to act on.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-WARMUP_FRACTION = 0.06
+WARMUP_FRACTION = schedule.WARMUP_FRACTION
 
 
 class ExampleError(RuntimeError):
@@ -55,15 +56,13 @@ class Recipe:
 
     @property
     def warmup_steps(self) -> int:
-        return max(1, round(self.warmup_fraction * self.steps))
+        return schedule.warmup_steps(self.steps, self.warmup_fraction)
 
 
 def lr_factor(step: int, recipe: Recipe) -> float:
-    """Multiplier of every group's lr at ``step`` (0-based): linear warmup, then cosine to 0."""
-    w = recipe.warmup_steps
-    if step < w:
-        return (step + 1) / w
-    return 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(1, recipe.steps - w)))
+    """Multiplier of every group's lr at ``step`` (0-based): linear warmup, then cosine to 0
+    (:func:`quicq.training.schedule.lr_factor`, the schedule ``quicq train`` uses too)."""
+    return schedule.lr_factor(step, recipe.steps, warmup=recipe.warmup_fraction)
 
 
 def is_head_param(name: str, head: Sequence[str]) -> bool:

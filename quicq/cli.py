@@ -184,12 +184,14 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{hw['executions']:,} circuit executions (this run)")
     if losses:
         print(f"loss: first {losses[0]:.4f}, last {losses[-1]:.4f}")
-    labels = {"exact_blocks": "exact blocks", "estimated_blocks": "blocks estimated on the backend",
-              "estimated_blocks_raw": "blocks estimated without mitigation"}
+    labels = {"validation_exact_blocks": "validation accuracy, exact blocks",
+              "exact_blocks": "test accuracy, exact blocks",
+              "estimated_blocks": "test accuracy, blocks estimated on the backend",
+              "estimated_blocks_raw": "test accuracy, blocks estimated without mitigation"}
     for key, rec in summary["evaluation"].items():
         extra = f" ({rec['backend']}{', ' + ', '.join(rec['options']) if rec.get('options') else ''})" \
             if "backend" in rec else ""
-        print(f"test accuracy, {labels[key]}{extra}: {rec['accuracy']:.4f}")
+        print(f"{labels.get(key, key)}{extra}: {rec['accuracy']:.4f}")
     print(f"adapter: {summary['adapter']}   checkpoints: {summary['checkpoints']}"
           + (f"   plot: {summary['plot']}" if summary["plot"] else ""))
     return 0

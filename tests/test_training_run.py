@@ -76,7 +76,7 @@ def test_steps_can_come_from_the_caller_and_estimated_eval(tmp_path: Path) -> No
     summary = train(raw, steps=1, progress=False)
     assert summary["steps"] == 1
     ev = summary["evaluation"]
-    assert set(ev) == {"exact_blocks", "estimated_blocks"}
+    assert set(ev) == {"validation_exact_blocks", "exact_blocks", "estimated_blocks"}
     assert 0.0 <= ev["estimated_blocks"]["accuracy"] <= 1.0 and ev["estimated_blocks"]["backend"] == "exact"
 
 
@@ -98,6 +98,10 @@ def test_bad_config_values_name_their_key() -> None:
         ({"train": {"steps": 2}, "adapter": {"method": "lora"}}, "adapter.method"),
         ({"train": {"steps": 2}, "adapter": {"block_size": 1}}, "adapter.block_size"),
         ({"train": {"steps": 2, "lr": float("nan")}}, "train.lr"),
+        ({"train": {"steps": 2, "optimizer": "sgd"}}, "train.optimizer"),
+        ({"train": {"steps": 2, "schedule": "linear"}}, "train.schedule"),
+        ({"train": {"steps": 2, "warmup": 1.0}}, "train.warmup"),
+        ({"train": {"steps": 2, "weight_decay": -0.1}}, "train.weight_decay"),
         ({"train": {"steps": 2, "gradient": "exact"}, "eval": {"estimated": False}, "mitigation": {"a": 1}},
          "mitigation"),
     ]

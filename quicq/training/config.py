@@ -13,9 +13,11 @@ Sections (every key has a default except ``train.steps``, which ``quicq train --
 * ``[backend]`` — where blocks are estimated (:mod:`quicq.hardware.spec`), shots, retries.
 * ``[mitigation]`` — free keys handed by name to the backend's or the tomography's constructor
   (readout mitigation, ZNE, … as those classes define them); an unknown key fails before any job.
-* ``[train]`` — steps, gradient, learning rates, checkpoints, output directory, plot.
-* ``[eval]`` — what the final evaluation reports (exact blocks; blocks estimated on the backend,
-  raw and with the mitigation options).
+* ``[train]`` — steps, gradient, optimizer, learning rates and their schedule (by default the
+  accuracy harness's recipe: AdamW, 6% linear warmup, cosine decay to 0), checkpoints, output
+  directory, plot.
+* ``[eval]`` — what the final evaluation reports (validation and test accuracy with exact blocks;
+  blocks estimated on the backend, raw and with the mitigation options).
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from typing import Any
 from quicq.hardware.hybrid import GRADIENTS
 from quicq.hardware.spec import BACKEND_SPECS, BackendSpecError, parse_backend_spec
 from quicq.training.errors import ConfigError
+from quicq.training.schedule import SCHEDULES, WARMUP_FRACTION
 
-__all__ = ["CONFIG_SCHEMA", "FREE_SECTIONS", "REQUIRED", "TASKS", "TASK_KEYS", "TRAIN_GRADIENTS", "adapter_config",
+__all__ = ["CONFIG_SCHEMA", "FREE_SECTIONS", "OPTIMIZERS", "REQUIRED", "TASKS", "TASK_KEYS", "TRAIN_GRADIENTS", "adapter_config",
            "load_config",
            "schema_help", "validate_config"]
 
 #: Gradients of ``train.gradient``: ``exact`` (engine autograd, no backend) and the hardware rules.
 TRAIN_GRADIENTS: tuple[str, ...] = ("exact", *GRADIENTS)
+#: Optimizers of ``train.optimizer`` (torch.optim classes by these names, lower-cased).
+OPTIMIZERS: tuple[str, ...] = ("adamw", "adam")
 #: Built-in tasks.
 TASKS: tuple[str, ...] = ("digits", "text")
 
@@ -77,8 +82,12 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[Any, Any, str]]] = {
     "train": {
         "steps": (int, REQUIRED, "total optimizer steps"),
         "gradient": (str, "parameter_shift", " | ".join(TRAIN_GRADIENTS)),
-        "lr": (_NUM, 0.01, "learning rate of the adapter parameters (Adam)"),
-        "head_lr": (_NUM, 0.01, "learning rate of the task head (Adam)"),
+        "lr": (_NUM, 0.01, "base learning rate of the adapter parameters"),
+        "head_lr": (_NUM, 0.01, "base learning rate of the task head"),
+        "optimizer": (str, "adamw", " | ".join(OPTIMIZERS) + " (the accuracy harness's recipe: adamw)"),
+        "weight_decay": (_NUM, 0.0, "decoupled weight decay (adamw) / L2 penalty (adam)"),
+        "schedule": (str, "cosine", " | ".join(SCHEDULES) + ": lr multiplier per step (cosine: warmup, then cosine to 0)"),
+        "warmup": (_NUM, WARMUP_FRACTION, "fraction of the steps spent warming up linearly (schedule = cosine)"),
         "spsa_eps": (_NUM, 0.1, "SPSA perturbation size (radians)"),
         "checkpoint_every": (int, 5, "checkpoint every this many steps"),
         "keep": (int, 2, "checkpoints kept"),
@@ -89,6 +98,7 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "exact": (bool, True, "test accuracy with the engine's exact blocks"),
         "estimated": (bool, True, "test accuracy with blocks estimated once on the backend (with [mitigation])"),
         "raw": (bool, True, "also with blocks estimated without the [mitigation] options (when there are any)"),
+        "validation": (bool, True, "validation accuracy with exact blocks (choose lrs on it, never on the test split)"),
     },
 }
 #: Sections whose keys are not fixed here (checked by the classes they are handed to).
@@ -184,6 +194,13 @@ def _check_values(cfg: dict[str, dict[str, Any]], raw: dict[str, Any], source: s
     for key in ("lr", "head_lr", "spsa_eps"):
         if not 0 < tr[key] < float("inf"):
             _fail(source, f"train.{key}", f"must be a finite number > 0, got {tr[key]}")
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        if tr[key] not in choices:
+            _fail(source, f"train.{key}", f"must be one of {list(choices)}, got {tr[key]!r}")
+    if not 0 <= tr["weight_decay"] < float("inf"):
+        _fail(source, "train.weight_decay", f"must be a finite number ≥ 0, got {tr['weight_decay']}")
+    if not 0 <= tr["warmup"] < 1:
+        _fail(source, "train.warmup", f"must be a fraction in [0, 1), got {tr['warmup']}")
     try:
         parse_backend_spec(b["name"])
     except BackendSpecError as exc:

@@ -75,6 +75,11 @@ class HybridTrainer:
         on_step_end: callbacks ``f(step, loss)`` after every completed step (1-based step).
         on_checkpoint: callbacks ``f(step, path)`` after every checkpoint.
         progress: show a tqdm bar (only when stderr is a terminal).
+        lr_schedule: ``f(step) -> multiplier`` of every group's base lr at 0-based ``step``
+            (e.g. :func:`quicq.training.schedule.lr_factor`); ``None``: the optimizer's lrs as
+            they are. A pure function of the step, so resume needs no scheduler state; base lrs
+            live in each group's ``initial_lr`` (torch's scheduler convention), which the
+            optimizer's state dict carries.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -82,7 +87,8 @@ class HybridTrainer:
                  checkpoint_dir: str | Path | None = None, checkpoint_every: int = 10, keep: int = 2,
                  generators: Mapping[str, np.random.Generator] | None = None,
                  fingerprint: Any = None, on_step_end: Iterable[StepCallback] = (),
-                 on_checkpoint: Iterable[Callable[[int, Path], None]] = (), progress: bool = False) -> None:
+                 on_checkpoint: Iterable[Callable[[int, Path], None]] = (), progress: bool = False,
+                 lr_schedule: Callable[[int], float] | None = None) -> None:
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be an int ≥ 1, got {checkpoint_every!r}")
         self.model = model
@@ -96,6 +102,10 @@ class HybridTrainer:
         self.on_step_end = list(on_step_end)
         self.on_checkpoint = list(on_checkpoint)
         self.progress = progress
+        self.lr_schedule = lr_schedule
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
         self.step = 0
         self.losses: list[float] = []
         self._params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -210,6 +220,10 @@ class HybridTrainer:
             where = f"; state saved to {path}, rerun to resume at step {step}" if path else ""
             kind = "backend" if isinstance(exc, HardwareError) else "computation"
             raise TrainingError(f"step {step} failed ({kind}): {redact(exc)}{where}") from exc
+        if self.lr_schedule is not None:
+            factor = float(self.lr_schedule(self.step))
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
         self.optimizer.step()
         return value
 

@@ -11,6 +11,7 @@ a run whose checkpoints were written under another configuration is refused, nev
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,7 @@ from quicq.training.atomic import atomic_write_text
 from quicq.training.config import adapter_config, load_config, validate_config
 from quicq.training.errors import ConfigError
 from quicq.training.loop import HybridTrainer, StepCallback
+from quicq.training.schedule import lr_factor as lr_factor_of
 from quicq.training.tasks import TaskBundle, build_task, epoch_batches, skeleton_model
 
 __all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "environment", "run_config", "train"]
@@ -126,15 +128,23 @@ def build_run(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: It
     body = [p for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
     groups = [g for g in ({"params": body, "lr": float(tr["lr"])}, {"params": head, "lr": float(tr["head_lr"])})
               if g["params"]]
-    opt = torch.optim.Adam(groups)
+    opt_cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[tr["optimizer"]]
+    opt = opt_cls(groups, weight_decay=float(tr["weight_decay"]))
+    schedule = None
+    if tr["schedule"] != "constant":
+        schedule = functools.partial(lr_factor_of, steps=int(tr["steps"] or 1), warmup=float(tr["warmup"]),
+                                     schedule=tr["schedule"])
     batch_fn = epoch_batches(task.n_train, t["batch_size"], t["seed"])
     generators = hardware_generators(source) if source is not None else {}
+    # A decaying schedule depends on the total step count: resuming under another --steps would
+    # follow a different lr curve than the checkpoint did, so the count is part of the run's identity.
+    ignored = ("checkpoint_every", "keep", "out", "plot") + (("steps",) if schedule is None else ())
     fingerprint = {k: v for k, v in cfg.items() if k not in ("train", "eval")} | {
-        "train": {k: v for k, v in tr.items() if k not in ("steps", "checkpoint_every", "keep", "out", "plot")}}
+        "train": {k: v for k, v in tr.items() if k not in ignored}}
     trainer = HybridTrainer(model, opt, task.loss_fn, batch_fn, checkpoint_dir=out / "checkpoints",
                             checkpoint_every=tr["checkpoint_every"], keep=tr["keep"], generators=generators,
                             fingerprint=fingerprint, on_step_end=on_step_end, on_checkpoint=on_checkpoint,
-                            progress=progress)
+                            progress=progress, lr_schedule=schedule)
     return Run(cfg, model, task, trainer, backend, source, tomo)
 
 
@@ -228,6 +238,8 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: I
     model.set_block_source(None)
     model.save_pretrained(out / "adapter")
     evaluation: dict[str, Any] = {}
+    if ev["validation"] and run.task.validate is not None:
+        evaluation["validation_exact_blocks"] = {"accuracy": run.task.validate(model)}
     if ev["exact"]:
         evaluation["exact_blocks"] = {"accuracy": run.task.evaluate(model)}
     if ev["estimated"]:
@@ -249,6 +261,8 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: I
             "units": [u.name for u in run.source.units], "jobs": run.source.jobs,
             "executions": run.source.executions},
         "test_accuracy_exact_blocks": evaluation.get("exact_blocks", {}).get("accuracy"),
+        "validation_accuracy_exact_blocks": evaluation.get("validation_exact_blocks", {}).get("accuracy"),
+        "recipe": {k: tr[k] for k in ("optimizer", "lr", "head_lr", "weight_decay", "schedule", "warmup")},
         "checkpoints": str(out / "checkpoints"), "adapter": str(out / "adapter"), "plot": plot,
         "seconds": result.seconds, "environment": environment(),
     }

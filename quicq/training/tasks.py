@@ -29,7 +29,11 @@ __all__ = ["ADAPTER_DEFAULTS", "TaskBundle", "accuracy", "build_task", "epoch_ba
 
 @dataclass
 class TaskBundle:
-    """A task ready to train: ``loss_fn(model, index batch)``, ``evaluate(model) -> accuracy``."""
+    """A task ready to train: ``loss_fn(model, index batch)``, ``evaluate(model) -> accuracy``.
+
+    ``validate(model) -> accuracy`` scores the validation split (carved from the training data,
+    never trained on): the number to choose learning rates or configs on; ``None`` when empty.
+    """
 
     base: nn.Module
     n_train: int
@@ -38,6 +42,7 @@ class TaskBundle:
     adapter_defaults: dict[str, Any]
     head_modules: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    validate: Callable[[nn.Module], float] | None = None
 
 
 def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], torch.Tensor]:
@@ -124,9 +129,11 @@ def _digits(t: Mapping[str, Any], out: Path) -> TaskBundle:
         return nn.functional.cross_entropy(m(x[idx]), y[idx])
 
     evaluate = _eval_batched(lambda m, sl: m(xt[sl]), yt, batch=512)
+    xv, yv = data.x_val, data.y_val
+    validate = _eval_batched(lambda m, sl: m(xv[sl]), yv, batch=512) if yv.numel() else None
     return TaskBundle(_digits_base(t, out), int(x.shape[0]), loss_fn, evaluate, dict(DIGITS_ADAPTER), ["head"],
                       {"task": "digits 0–4 → 5–9", "train_examples": int(x.shape[0]),
-                       "test_examples": int(yt.shape[0])})
+                       "val_examples": int(yv.shape[0]), "test_examples": int(yt.shape[0])}, validate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,10 +189,16 @@ def _text(t: Mapping[str, Any]) -> TaskBundle:
         return m(input_ids=ids[idx], attention_mask=mask[idx], labels=y[idx]).loss
 
     evaluate = _eval_batched(lambda m, sl: m(input_ids=tids[sl], attention_mask=tmask[sl]).logits, yt, batch=64)
+    validate = None
+    if data.val_texts:
+        vids, vmask = encode(data.val_texts)
+        yv = torch.tensor(data.val_labels, dtype=torch.long)
+        validate = _eval_batched(lambda m, sl: m(input_ids=vids[sl], attention_mask=vmask[sl]).logits, yv, batch=64)
     name = "all-MiniLM-L6-v2 (offline)" if path is None else str(path)
     return TaskBundle(model, int(y.shape[0]), loss_fn, evaluate, dict(TEXT_ADAPTER), ["classifier"],
                       {"task": f"text classification: {t['data']}", "model": name, "labels": data.label_names,
-                       "train_examples": int(y.shape[0]), "test_examples": int(yt.shape[0])})
+                       "train_examples": int(y.shape[0]), "val_examples": len(data.val_texts),
+                       "test_examples": int(yt.shape[0])}, validate)
 
 
 #: task name → adapter defaults (used for any key the [adapter] table leaves out)
