@@ -56,6 +56,10 @@ def _subnormal_count(t: torch.Tensor) -> int:
     return int(((t != 0) & (t.abs() < tiny)).sum())
 
 
+#: Ops whose output is uninitialised memory (a kernel's output buffer), not a computed value.
+_UNINITIALISED = {"empty", "new_empty", "empty_like", "empty_strided", "new_empty_strided"}
+
+
 class _SubnormalCounter(TorchDispatchMode):
     """Counts subnormal entries in every floating tensor any op produces (forward and backward)."""
 
@@ -65,6 +69,8 @@ class _SubnormalCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        if func.__name__.split(".")[0] in _UNINITIALISED:  # garbage bits, overwritten before any read
+            return out
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):
                 self.count += _subnormal_count(t)
