@@ -88,3 +88,23 @@ def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
             empty = np.zeros(0, dtype=np.int64)
             steps.append(UnaryStep("sign", np.array(zs), empty, empty, np.arange(n), True, empty, empty))
     return tuple(steps)
+
+
+@lru_cache(maxsize=256)
+def unary_program(circuit: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unary plan as a flat gate program for the compiled kernels (:mod:`._givens_jit`):
+    int64 arrays (kind, a, b, slot) in layer order, kind 0 = Givens rotation of rows (a, b) by
+    θ[slot], 1 = sign flip of row a (b, slot unused)."""
+    kind, a, b, slot = [], [], [], []
+    for step in unary_plan(circuit):
+        if step.kind == "sign":
+            kind += [1] * len(step.a)
+            a += step.a.tolist()
+            b += [0] * len(step.a)
+            slot += [0] * len(step.a)
+        else:
+            kind += [0] * len(step.a)
+            a += step.a.tolist()
+            b += step.b.tolist()
+            slot += step.slots.tolist()
+    return tuple(np.ascontiguousarray(x, dtype=np.int64) for x in (kind, a, b, slot))  # type: ignore[return-value]

@@ -8,8 +8,9 @@ Gradients come from a hand-written reverse pass (:class:`_GivensProduct`) instea
 tracing every layer: walking the layers backwards, the pre-layer state is recovered exactly by
 applying Gᵀ (the gates are orthogonal), so nothing per layer is stored, and the angle gradient
 of a gate on rows (a, b) is Σ_cols(Ū_b·U_a − Ū_a·U_b) with Ū the adjoint after the layer.
-On CPU the layer loop runs in numpy on the tensors' shared memory: at these sizes the loop is
-dispatch-bound, and numpy's per-call overhead is several times lower than torch's.
+On CPU (float32/float64) the whole gate loop is one compiled call (:mod:`._givens_jit`, numba);
+without numba it runs layer by layer in numpy on the tensors' shared memory (dispatch-bound, but
+numpy's per-call overhead is several times lower than torch's). Other devices use torch ops.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from quicq.circuits.ir import Circuit
-from quicq.engine._plan import Angles, UnaryStep, as_angles, unary_plan
+from quicq.engine import _givens_jit as jit
+from quicq.engine._plan import Angles, UnaryStep, as_angles, unary_plan, unary_program
 
 
 class _Xp:
@@ -98,6 +100,11 @@ def _cpu_numpy(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
 
 
+def _flat_angles(th: torch.Tensor) -> np.ndarray:
+    """Angles as a contiguous (batch, P) numpy array (batch 1 without leading dimensions)."""
+    return np.ascontiguousarray(th.detach().reshape(-1, th.shape[-1]).numpy())
+
+
 class _GivensProduct(torch.autograd.Function):
     """U(θ) = G_m ⋯ G_1 with an exact, storage-free reverse pass."""
 
@@ -106,7 +113,10 @@ class _GivensProduct(torch.autograd.Function):
         n = circuit.n_qubits
         steps = unary_plan(circuit)
         I = torch.eye(n, dtype=th.dtype, device=th.device).expand(*th.shape[:-1], n, n).clone()
-        if _cpu_numpy(th):
+        if _cpu_numpy(th) and jit.AVAILABLE:
+            U = I
+            jit.givens_forward(U.view(-1, n, n).numpy(), _flat_angles(th), *unary_program(circuit))
+        elif _cpu_numpy(th):
             U = torch.from_numpy(np.ascontiguousarray(_forward(I.numpy(), th.detach().numpy(), steps, n)))
         else:
             U = _forward(I, th.detach(), steps, n)
@@ -123,7 +133,11 @@ class _GivensProduct(torch.autograd.Function):
         U = U_final.clone()
         A = grad_U.to(th.dtype).expand_as(U).clone()
         grad = torch.zeros_like(th)
-        if _cpu_numpy(th):
+        if _cpu_numpy(th) and jit.AVAILABLE:
+            P = th.shape[-1]
+            jit.givens_backward(U.view(-1, n, n).numpy(), A.view(-1, n, n).numpy(), _flat_angles(th),
+                                grad.view(-1, P).numpy(), *unary_program(ctx.circuit))
+        elif _cpu_numpy(th):
             _backward(U.numpy(), A.numpy(), th.numpy(), grad.numpy(), steps, n)
         else:
             _backward(U, A, th, grad, steps, n)
