@@ -286,6 +286,47 @@ def render_demo(data: Mapping[str, Any], arg: str | None = None) -> str:
     return out + ("\n\n" + "; ".join(extra) + "." if extra else "")
 
 
+def render_train(data: Mapping[str, Any], arg: str | None = None) -> str:
+    """quicq train's summary.json: validation / test accuracy with exact blocks, with blocks
+    estimated on the backend raw and mitigated, and the run's recipe and hardware cost."""
+    ev = data.get("evaluation")
+    if not isinstance(ev, Mapping) or not ev:
+        return render_generic(data, arg)
+    exact = (ev.get("exact_blocks") or {}).get("accuracy")
+    rows: list[list[str]] = []
+    labels = (("validation_exact_blocks", "validation, exact blocks"), ("exact_blocks", "test, exact blocks"),
+              ("estimated_blocks_raw", "test, blocks estimated on {backend}, raw"),
+              ("estimated_blocks", "test, blocks estimated on {backend}, {options}"))
+    for key, label in labels:
+        rec = ev.get(key)
+        if not isinstance(rec, Mapping):
+            continue
+        opts = ", ".join(rec.get("options") or []) or "no mitigation options"
+        if key == "estimated_blocks" and rec.get("options"):
+            opts = "mitigated: " + opts
+        share = DASH
+        if key.startswith("estimated") and isinstance(exact, (int, float)) and exact:
+            share = percent(rec.get("accuracy") / exact) if isinstance(rec.get("accuracy"), (int, float)) else DASH
+        rows.append([label.format(backend=rec.get("backend", "?"), options=opts), fixed(rec.get("accuracy"), 4),
+                     share])
+    out = table(["blocks", "accuracy", "of exact"], rows)
+    extra = []
+    rec = data.get("recipe") or {}
+    if rec:
+        extra.append(f"{data.get('steps', '?')} steps, {rec.get('optimizer', '?')}, lr {rec.get('lr')} "
+                     f"(head {rec.get('head_lr')}), {rec.get('schedule', '?')} schedule")
+    if isinstance(data.get("trainable_parameters"), int):
+        extra.append(f"{data['trainable_parameters']:,} trainable parameters (adapter + head)")
+    hw = data.get("hardware") or {}
+    steps = data.get("steps") or 0
+    if isinstance(hw.get("jobs"), int) and steps:
+        extra.append(f"{data.get('gradient', '?')} gradients: {hw['jobs'] / steps:.1f} jobs and "
+                     f"{hw.get('executions', 0) / steps:,.0f} circuit executions per step on {data.get('backend', '?')}")
+    if isinstance(data.get("seconds"), (int, float)):
+        extra.append(f"training {data['seconds'] / 60:.1f} min")
+    return out + ("\n\n" + "; ".join(extra) + "." if extra else "")
+
+
 def render_accuracy(data: Mapping[str, Any], arg: str | None = None) -> str:
     """benchmarks/accuracy.py: per task, lr chosen on validation, test mean ± std over seeds."""
     summaries = data.get("summaries")
@@ -338,6 +379,7 @@ REGISTRY: dict[str, Source] = {
     "demo": Source(render_demo),
     "accuracy": Source(render_accuracy, meta=_accuracy_meta),
     "mitigation": Source(render_generic),
+    "hybrid_minilm": Source(render_train),
     "fuzz": Source(render_generic),
 }
 
