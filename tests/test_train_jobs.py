@@ -73,16 +73,21 @@ def test_readout_mitigation_rides_in_the_same_jobs(tmp_path: Path, sampler_jobs)
 
 def test_noisy_block_tomography_options_train_and_evaluate_raw_vs_mitigated(tmp_path: Path, sampler_jobs) -> None:
     from quicq.hardware.mitigation import NOISY_BLOCK_TOMOGRAPHY
-    from quicq.training.run import train
+    from quicq.training import validate_config
+    from quicq.training.run import build_run, train
 
-    cfg = _config(tmp_path / "run", "surrogate", "aer-noisy:fake_manila",
-                  **{k: v for k, v in NOISY_BLOCK_TOMOGRAPHY.items() if k != "magnitudes"})
-    cfg["backend"]["magnitudes"] = NOISY_BLOCK_TOMOGRAPHY["magnitudes"]
+    # the whole choice in [mitigation]: the raw evaluation is then the plain default estimator
+    cfg = _config(tmp_path / "run", "surrogate", "aer-noisy:fake_manila", **NOISY_BLOCK_TOMOGRAPHY)
     cfg["train"]["steps"] = 1
-    cfg["eval"] = {"exact": True, "estimated": True, "raw": True}
+    cfg["eval"] = {"exact": True, "estimated": True, "raw": True, "validation": False}
+    run = build_run(validate_config(cfg))
+    assert all(not u.plan.magnitudes for u in run.source.units)  # training uses the mitigated estimator
     summary = train(cfg, progress=False)
     ev = summary["evaluation"]
-    assert ev["estimated_blocks"]["options"] == ["zne"] and ev["estimated_blocks_raw"]["options"] == []
+    assert ev["estimated_blocks"]["options"] == ["magnitudes=false", "zne"]
+    assert ev["estimated_blocks_raw"]["options"] == []
+    assert ev["estimated_blocks"]["estimator"] == {"magnitudes": False, "postselect": True}
+    assert ev["estimated_blocks_raw"]["estimator"] == {"magnitudes": True, "postselect": True}
     assert all(0.0 <= ev[k]["accuracy"] <= 1.0 for k in ev)
     assert ev["estimated_blocks"]["mitigation"]["zne"]["scales"] == [1, 3]
     assert ev["estimated_blocks_raw"]["mitigation"]["zne"] is None

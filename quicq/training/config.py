@@ -13,6 +13,8 @@ Sections (every key has a default except ``train.steps``, which ``quicq train --
 * ``[backend]`` — where blocks are estimated (:mod:`quicq.hardware.spec`), shots, retries.
 * ``[mitigation]`` — free keys handed by name to the backend's or the tomography's constructor
   (readout mitigation, ZNE, … as those classes define them); an unknown key fails before any job.
+  ``magnitudes`` / ``postselect`` here override [backend]'s estimator choice, so the "raw"
+  evaluation (without [mitigation]) is the plain default estimator.
 * ``[train]`` — steps, gradient, optimizer, learning rates and their schedule (by default the
   accuracy harness's recipe: AdamW, 6% linear warmup, cosine decay to 0), checkpoints, output
   directory, plot.
@@ -205,6 +207,9 @@ def _check_values(cfg: dict[str, dict[str, Any]], raw: dict[str, Any], source: s
         parse_backend_spec(b["name"])
     except BackendSpecError as exc:
         _fail(source, "backend.name", str(exc))
+    for key in ("magnitudes", "postselect"):
+        if key in cfg["mitigation"] and not isinstance(cfg["mitigation"][key], bool):
+            _fail(source, f"mitigation.{key}", f"must be true/false, got {cfg['mitigation'][key]!r}")
     if cfg["mitigation"] and tr["gradient"] == "exact" and not cfg["eval"]["estimated"]:
         _fail(source, "mitigation", "is set but nothing uses the backend (train.gradient = 'exact', "
                                     "eval.estimated = false)")

@@ -32,7 +32,22 @@ from quicq.training.tasks import TaskBundle, build_task, epoch_batches, skeleton
 __all__ = ["Run", "adapter_config", "build_adapter_skeleton", "build_run", "environment", "run_config", "train"]
 
 #: [backend] keys that are not backend-constructor arguments of the same name.
-_RESERVED = ("shots", "seed", "retries", "retry_delay", "timeout", "magnitudes", "postselect", "noise")
+_RESERVED = ("shots", "seed", "retries", "retry_delay", "timeout", "noise")
+#: Estimator choices of [backend] that [mitigation] may override (the "raw" evaluation keeps [backend]'s).
+_ESTIMATOR = ("magnitudes", "postselect")
+
+
+def _estimator(cfg: Mapping[str, Any], *, mitigated: bool = True) -> dict[str, bool]:
+    """magnitudes / postselect of the block estimator: [backend]'s, overridden by [mitigation]'s."""
+    out = {k: bool(cfg["backend"][k]) for k in _ESTIMATOR}
+    if mitigated:
+        out.update({k: bool(v) for k, v in cfg["mitigation"].items() if k in _ESTIMATOR})
+    return out
+
+
+def _routed(cfg: Mapping[str, Any], *, mitigated: bool = True) -> dict[str, Any]:
+    """[mitigation] without the estimator keys (those are not constructor options)."""
+    return {k: v for k, v in cfg["mitigation"].items() if k not in _ESTIMATOR} if mitigated else {}
 
 
 def build_adapter_skeleton(cfg: Mapping[str, Any]) -> Any:
@@ -74,7 +89,7 @@ def _backend(cfg: Mapping[str, Any], method: str, *, mitigated: bool = True) -> 
     from quicq.training.sources import route_options
 
     b = cfg["backend"]
-    to_backend, to_tomo = route_options(cfg["mitigation"] if mitigated else {}, backend_class(b["name"]), method,
+    to_backend, to_tomo = route_options(_routed(cfg, mitigated=mitigated), backend_class(b["name"]), method,
                                         reserved=_RESERVED)
     try:
         backend = backend_from_spec(b["name"], shots=b["shots"], seed=b["seed"], retries=b["retries"],
@@ -101,7 +116,7 @@ def build_run(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: It
 
         from quicq.training.sources import route_options
 
-        route_options(cfg["mitigation"], backend_class(b["name"]), method, reserved=_RESERVED)
+        route_options(_routed(cfg), backend_class(b["name"]), method, reserved=_RESERVED)
     torch.set_num_threads(t["threads"])
     # Seed every global generator: a fresh run is reproducible, a resumed one restores them.
     random.seed(t["seed"])
@@ -117,8 +132,8 @@ def build_run(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: It
     tomo: dict[str, Any] = {}
     if tr["gradient"] != "exact":
         backend, tomo = _backend(cfg, method)
-        source = attach_hardware(model, backend, tr["gradient"], magnitudes=b["magnitudes"],
-                                 postselect=b["postselect"], spsa_eps=float(tr["spsa_eps"]), seed=b["seed"],
+        source = attach_hardware(model, backend, tr["gradient"], **_estimator(cfg), spsa_eps=float(tr["spsa_eps"]),
+                                 seed=b["seed"],
                                  tomography=tomo)
 
     def is_head(n: str) -> bool:
@@ -159,7 +174,7 @@ def _estimated_accuracy(run: Run, *, mitigated: bool) -> dict[str, Any]:
     backend, tomo = _backend(cfg, cfg["adapter"]["method"], mitigated=mitigated)
     model = run.model
     t0 = time.perf_counter()
-    bridge = attach_hardware(model, backend, "surrogate", magnitudes=b["magnitudes"], postselect=b["postselect"],
+    bridge = attach_hardware(model, backend, "surrogate", **_estimator(cfg, mitigated=mitigated),
                              seed=b["seed"], tomography=tomo)
     try:
         estimates = bridge.pin()  # every block estimated once, in one job; every test batch uses that estimate
@@ -167,7 +182,9 @@ def _estimated_accuracy(run: Run, *, mitigated: bool) -> dict[str, Any]:
     finally:
         bridge.detach()
     report = next(iter(estimates.values())).mitigation  # the same options for every unit
-    return {"accuracy": acc, "backend": str(backend.name), "options": sorted(cfg["mitigation"]) if mitigated else [],
+    opts = [k if v is True else f"{k}={json.dumps(v)}" for k, v in sorted(cfg["mitigation"].items())] if mitigated else []
+    return {"accuracy": acc, "backend": str(backend.name), "options": opts,
+            "estimator": _estimator(cfg, mitigated=mitigated),
             "mitigation": json.loads(json.dumps(report, default=str)), "jobs": bridge.jobs,
             "estimate_seconds": round(time.perf_counter() - t0, 2)}
 
