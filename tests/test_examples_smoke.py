@@ -93,3 +93,22 @@ def test_param_table(tmp_path):
     rows = {r["row"]: r for r in json.loads(out.read_text())["table"]}
     assert rows["MiniLM-L6 q,v"]["LoRA r=8"] == 73_728
     assert rows["LLaMA-7B q,v (paper)"]["QuIC cayley"] == 495_616
+
+
+def test_choose_lr_picks_on_validation_and_resumes(tmp_path):
+    _needs("sklearn", "pip install scikit-learn")
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('[task]\nname = "digits"\ntrain_size = 32\nbatch_size = 8\nwidth = 16\npretrain_epochs = 1\n'
+                   '[adapter]\ntarget_modules = ["fc2"]\n[backend]\nname = "aer-noisy:fake_manila"\n'
+                   '[mitigation]\nzne = true\n[train]\nsteps = 2\ngradient = "surrogate"\n')
+    out = tmp_path / "lr.json"
+    args = [str(cfg), "--lr", "0.01,0.1", "--head-lr", "0.01", "--out", str(out), "--work", str(tmp_path / "w")]
+    _run("examples/choose_lr.py", *args)
+    doc = json.loads(out.read_text())
+    assert [(r["lr"], r["head_lr"]) for r in doc["runs"]] == [(0.01, 0.01), (0.1, 0.01)]
+    assert all(0.0 <= r["val_acc"] <= 1.0 and not any("test" in k for k in r) for r in doc["runs"])
+    best = max(doc["runs"], key=lambda r: r["val_acc"])
+    assert doc["chosen"] == {"lr": best["lr"], "head_lr": best["head_lr"], "val_acc": best["val_acc"]}
+    # a second call adds a pair and keeps the first two without retraining them
+    proc = _run("examples/choose_lr.py", *args[:1], "--lr", "0.01", "--head-lr", "0.01,0.03", *args[5:])
+    assert len(json.loads(out.read_text())["runs"]) == 3 and proc.stdout.count('"val_acc"') == 1
