@@ -211,8 +211,45 @@ def _render_adapter_workloads(data: Mapping[str, Any]) -> str:
     return table(head, body)
 
 
+def _median(v: Any) -> Any:
+    return v.get("median") if isinstance(v, Mapping) else v
+
+
+def _render_adapter_micro(data: Mapping[str, Any]) -> str:
+    """benchmarks/adapters.py's component timings: blocks + apply vs the frozen layer, the k = 1
+    engine vs torch's orthogonal parametrization, pauli_columns."""
+    micro = data.get("micro") or {}
+    parts = []
+    body = []
+    for bf in micro.get("blocks_vs_frozen") or []:
+        for r in bf.get("rows") or []:
+            body.append([f"{r.get('parameterization', DASH)} (n = {r.get('n', '?')})",
+                         fixed(_median(r.get("frozen_ms")), 2), fixed(_median(r.get("blocks_ms")), 2),
+                         ratio(_median(r.get("adapter_over_frozen")))])
+    if body:
+        width = (micro["blocks_vs_frozen"][0] or {})
+        parts.append(f"QuIC {{1,2}}, one block, on Linear({width.get('width', '?')}) × {width.get('tokens', '?')} "
+                     "tokens, forward + backward:\n\n"
+                     + table(["parameterization", "frozen layer ms", "blocks ms", "blocks + apply / frozen"], body))
+    body = [[r.get("n"), fixed(_median(r.get("engine_ms")), 3), fixed(_median(r.get("cayley_ms")), 3),
+             ratio(_median(r.get("engine_over_cayley"))), fixed(_median(r.get("matrix_exp_ms")), 3),
+             ratio(_median(r.get("engine_over_matrix_exp")))] for r in micro.get("orthogonal") or []]
+    if body:
+        parts.append("k = 1 engine (pyramid) vs `torch.nn.utils.parametrizations.orthogonal`, forward + backward:\n\n"
+                     + table(["n", "engine ms", "cayley ms", "engine / cayley", "matrix_exp ms",
+                              "engine / matrix_exp"], body))
+    pc = micro.get("pauli_columns")
+    if isinstance(pc, Mapping) and _median(pc.get("ms")) is not None:
+        parts.append(f"`pauli_columns` N = {pc.get('N')}, K = {pc.get('K')}, L = {pc.get('L')}, forward + backward: "
+                     f"{fixed(_median(pc.get('ms')), 2)} ms.")
+    return "\n\n".join(parts) if parts else render_generic(data, "micro")
+
+
 def render_adapters(data: Mapping[str, Any], arg: str | None = None) -> str:
-    """benchmarks/adapters.py: per-method step time and memory, with ratios to LoRA."""
+    """benchmarks/adapters.py: per-method step time and memory, with ratios to LoRA
+    (``results:adapters:micro``: the component timings)."""
+    if arg == "micro":
+        return _render_adapter_micro(data)
     if isinstance(data.get("workloads"), list) and data["workloads"] and isinstance(data["workloads"][0], Mapping):
         return _render_adapter_workloads(data)
     rows = _records(data, ("results", "rows", "methods"))
