@@ -204,3 +204,20 @@ def test_pin_fixes_one_estimate_for_every_layer_then_detach_restores_the_engine(
     with torch.no_grad():
         torch.testing.assert_close(qp(x), ref, atol=1e-10, rtol=0)
     assert be.runs == 2
+
+
+def test_job_limits_are_a_backend_attribute_not_a_class_name() -> None:
+    pytest.importorskip("qiskit_ibm_runtime")
+    from quicq.hardware import AerBackend, PackedBackend
+    from quicq.hardware.jobs import IBM_SAMPLER_LIMITS, limits_for
+    from quicq.hardware.spec import backend_from_spec
+
+    ibm = backend_from_spec("fake:fake_manila", shots=100, seed=1)
+    assert limits_for(ibm) is IBM_SAMPLER_LIMITS
+    assert limits_for(PackedBackend(ibm, seed=1)) is IBM_SAMPLER_LIMITS  # one packed job is one device job
+    assert limits_for(AerBackend(shots=100)) == JobLimits() and limits_for(ExactBackend(None)) == JobLimits()
+
+    class Custom(AerBackend):  # a user's subclass declares its own
+        job_limits = JobLimits(max_executions=1_000)
+
+    assert limits_for(Custom(shots=10)).max_executions == 1_000

@@ -40,6 +40,7 @@ from quicq.hardware.errors import (
     describe,
     is_transient,
 )
+from quicq.hardware.limits import JobLimits
 from quicq.hardware.outcome import Outcome
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class Backend(ABC):
     name: str = "backend"
     #: Whether ``shots=None`` (exact probabilities) is supported.
     supports_exact: bool = True
+    #: Per-job limits the job runner splits requests under (none for simulators).
+    job_limits: JobLimits = JobLimits()
 
     def __init__(self, shots: int | None = 1024, *, retries: int = 3, retry_delay: float = 1.0,
                  timeout: float | None = None) -> None:

@@ -37,6 +37,7 @@ from quicq.hardware.errors import (
     contains_secret,
     describe,
 )
+from quicq.hardware.limits import IBM_SAMPLER_LIMITS
 from quicq.hardware.mitigation import ReadoutMitigator
 from quicq.hardware.outcome import Outcome
 from quicq.hardware.qiskit_backend import QiskitBackend
@@ -193,6 +194,7 @@ class IBMRuntimeBackend(QiskitBackend):
     """
 
     supports_exact = False
+    job_limits = IBM_SAMPLER_LIMITS  # also for fake devices: the limits of the service they stand for
     job_log_level = logging.INFO
 
     def __init__(self, backend: Any = "FakeManilaV2", *, mode: str = "job", shots: int = 4096,

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from quicq.circuits.ir import Circuit
-from quicq.errors import QuicqError
 from quicq.hardware.backends import DEFAULT_SHOTS, Backend, as_angle_batch, check_shots
-from quicq.hardware.errors import BackendError
+from quicq.hardware.limits import IBM_SAMPLER_LIMITS, JobLimitError, JobLimits
 from quicq.hardware.outcome import Outcome
 from quicq.hardware.tomography import Tomography, TomographyResult, mitigation_report, readout_mitigator
 
@@ -33,52 +32,12 @@ __all__ = ["IBM_SAMPLER_LIMITS", "JobLimitError", "JobLimits", "JobReport", "lim
            "sample_within_limits"]
 
 
-class JobLimitError(BackendError, QuicqError):
-    """A request cannot be split into jobs within the backend's limits; nothing was submitted."""
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    """Per-job limits of a backend (``None``: no limit).
-
-    Attributes:
-        max_executions: circuit executions × shots per job (IBM Sampler: 10,000,000).
-        max_seconds: estimated run time per job (IBM: 3 h); enforced only when
-            ``seconds_per_shot`` is known (e.g. from :func:`quicq.hardware.planner.plan_cost`).
-        seconds_per_shot: estimated device time of one shot of one execution.
-    """
-
-    max_executions: int | None = None
-    max_seconds: float | None = None
-    seconds_per_shot: float | None = None
-
-    def max_rows(self, shots: int) -> int | None:
-        """Largest number of executions (bindings) one job may hold at ``shots`` shots."""
-        caps = []
-        if self.max_executions is not None:
-            caps.append(self.max_executions // shots)
-        if self.max_seconds is not None and self.seconds_per_shot:
-            caps.append(int(self.max_seconds // (self.seconds_per_shot * shots)))
-        if not caps:
-            return None
-        cap = min(caps)
-        if cap < 1:
-            raise JobLimitError(
-                f"one execution at {shots:,} shots exceeds the per-job limit ({self}); lower the shots; "
-                "nothing was submitted")
-        return cap
-
-
-#: IBM Runtime Sampler limits (10 M executions per job, 3 h per job).
-IBM_SAMPLER_LIMITS = JobLimits(max_executions=10_000_000, max_seconds=3 * 3600.0)
-
 
 def limits_for(backend: Backend) -> JobLimits:
-    """The job limits of a backend: IBM Runtime (also its fake devices, also packed) or none."""
-    inner = getattr(backend, "inner", backend)
-    if type(inner).__name__ == "IBMRuntimeBackend":
-        return IBM_SAMPLER_LIMITS
-    return JobLimits()
+    """The job limits of a backend: its ``job_limits`` (IBM Runtime's, also for its fake devices
+    and when packed; none for simulators)."""
+    limits = getattr(backend, "job_limits", None)
+    return limits if isinstance(limits, JobLimits) else JobLimits()
 
 
 @dataclass

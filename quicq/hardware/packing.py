@@ -102,6 +102,11 @@ class PackedBackend(Backend):
 
     supports_exact = False
 
+    @property
+    def job_limits(self):  # type: ignore[override]
+        """The device's limits (a packed job is still one job of the inner backend)."""
+        return self.inner.job_limits
+
     def __init__(self, backend: QiskitBackend, *, max_slots: int | None = None, spacing: int = 0,
                  exclude: Sequence[int] = (), device: Any = None, seed: int | None = None, optimization_level: int = 1,
                  seed_transpiler: int = 1234, **kwargs: Any) -> None:
