@@ -1,4 +1,4 @@
-"""IBM Quantum (Qiskit Runtime) backend, fake devices and credentials.
+"""IBM Quantum (Qiskit Runtime) backend (fake devices and credentials: :mod:`.ibm_account`).
 
 :class:`IBMRuntimeBackend` runs quicq circuits through ``qiskit_ibm_runtime.SamplerV2`` in one
 of the three execution modes (``"job"``: the backend itself; ``"batch"`` / ``"session"``: a
@@ -18,9 +18,6 @@ log message or error text of this module contains the token (errors are redacted
 from __future__ import annotations
 
 import logging
-import os
-import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,10 +29,17 @@ from quicq.hardware._qiskit import CompileCache, check_layout, layout_transpiler
 from quicq.hardware.backends import Task
 from quicq.hardware.errors import (
     BackendError,
-    CredentialsError,
     MitigationError,
-    contains_secret,
     describe,
+)
+from quicq.hardware.ibm_account import (  # noqa: F401 - re-exported: quicq.hardware.ibm's public names
+    CHANNEL_ENV,
+    DEFAULT_CHANNEL,
+    INSTANCE_ENV,
+    TOKEN_ENV,
+    RuntimeAccount,
+    fake_backend,
+    is_fake_name,
 )
 from quicq.hardware.limits import IBM_SAMPLER_LIMITS
 from quicq.hardware.mitigation import ReadoutMitigator
@@ -43,113 +47,7 @@ from quicq.hardware.outcome import Outcome
 from quicq.hardware.qiskit_backend import QiskitBackend
 
 
-TOKEN_ENV = "QISKIT_IBM_TOKEN"
-INSTANCE_ENV = "QISKIT_IBM_INSTANCE"
-CHANNEL_ENV = "QISKIT_IBM_CHANNEL"
-DEFAULT_CHANNEL = "ibm_quantum_platform"
 _MODES = ("job", "batch", "session")
-
-
-def fake_backend(spec: Any) -> Any:
-    """Resolve a fake IBM device: an instance (returned as is), a class name or a backend name.
-
-    ``"FakeManilaV2"`` (class in ``qiskit_ibm_runtime.fake_provider``) and ``"fake_manila"``
-    (its ``backend.name``) both work.
-    """
-    from qiskit.providers import BackendV2
-
-    if isinstance(spec, BackendV2):
-        return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"expected a fake backend instance or name, got {type(spec).__name__}")
-    from qiskit_ibm_runtime import fake_provider
-
-    # "fake_manila" → "FakeManilaV2" first: scanning the provider instantiates ~60 devices.
-    guess = "Fake" + "".join(w.capitalize() for w in spec.split("_")[1:]) + "V2" if spec.startswith("fake_") else None
-    for cand in (spec, guess):
-        cls = getattr(fake_provider, cand, None) if cand else None
-        if isinstance(cls, type) and issubclass(cls, BackendV2):
-            dev = cls()
-            if cand == spec or dev.name == spec:
-                return dev
-    with warnings.catch_warnings():  # some fake devices warn about their made-up properties
-        warnings.simplefilter("ignore", UserWarning)
-        for b in fake_provider.FakeProviderForBackendV2().backends():
-            if b.name == spec:
-                return b
-    raise ValueError(
-        f"unknown fake backend {spec!r}; use a class of qiskit_ibm_runtime.fake_provider such as "
-        f"'FakeManilaV2', or its backend name such as 'fake_manila'"
-    )
-
-
-def is_fake_name(name: str) -> bool:
-    """True for names of fake devices (``Fake…`` classes, ``fake_…`` backend names)."""
-    return name.startswith(("Fake", "fake_"))
-
-
-@dataclass(frozen=True)
-class RuntimeAccount:
-    """Where IBM Quantum credentials come from — never the token itself.
-
-    Attributes:
-        channel: ``"ibm_quantum_platform"`` or ``"ibm_cloud"``.
-        instance: the instance CRN/name, or ``None`` to let the service choose.
-        saved_name: name of a saved account to use when ``QISKIT_IBM_TOKEN`` is unset.
-        filename: saved-accounts file (``None``: Qiskit's default ``~/.qiskit/qiskit-ibm.json``).
-    """
-
-    channel: str = DEFAULT_CHANNEL
-    instance: str | None = None
-    saved_name: str | None = None
-    filename: str | None = None
-
-    @classmethod
-    def from_env(cls, *, saved_name: str | None = None, filename: str | None = None) -> RuntimeAccount:
-        """Channel and instance from ``QISKIT_IBM_CHANNEL`` / ``QISKIT_IBM_INSTANCE``."""
-        channel = os.environ.get(CHANNEL_ENV) or DEFAULT_CHANNEL
-        return cls(channel=channel, instance=os.environ.get(INSTANCE_ENV) or None,
-                   saved_name=saved_name, filename=filename)
-
-    @property
-    def token_in_env(self) -> bool:
-        """Whether ``QISKIT_IBM_TOKEN`` is set (the value is never read here)."""
-        return bool(os.environ.get(TOKEN_ENV))
-
-    def connect(self) -> Any:
-        """Build a ``QiskitRuntimeService``; the token goes from the environment straight into it.
-
-        Raises:
-            CredentialsError: no token and no saved account, or the service is unreachable /
-                rejects the credentials. The message says which variables to set; it never
-                contains the token.
-        """
-        from qiskit_ibm_runtime import QiskitRuntimeService
-        from qiskit_ibm_runtime.accounts import AccountNotFoundError
-
-        kwargs: dict[str, Any] = {"channel": self.channel}
-        if self.instance:
-            kwargs["instance"] = self.instance
-        source = f"${TOKEN_ENV}" if self.token_in_env else "a saved account"
-        try:
-            if self.token_in_env:
-                return QiskitRuntimeService(token=os.environ[TOKEN_ENV], **kwargs)
-            return QiskitRuntimeService(name=self.saved_name, filename=self.filename, **kwargs)
-        except AccountNotFoundError:
-            raise CredentialsError(
-                f"no IBM Quantum credentials: set {TOKEN_ENV} (and {INSTANCE_ENV}, optionally "
-                f"{CHANNEL_ENV}; default channel {DEFAULT_CHANNEL!r}) or save an account with "
-                f"QiskitRuntimeService.save_account(...). Offline, use a fake device such as "
-                f"IBMRuntimeBackend('FakeManilaV2')"
-            ) from None
-        except Exception as exc:
-            err = CredentialsError(
-                f"could not connect to IBM Quantum (channel {self.channel!r}, credentials from "
-                f"{source}): {describe(exc)}"
-            )
-            if contains_secret(exc):
-                raise err from None
-            raise err from exc
 
 
 class IBMRuntimeBackend(QiskitBackend):
