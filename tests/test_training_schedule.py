@@ -72,3 +72,23 @@ def test_summary_reports_validation_accuracy_and_recipe(tmp_path: Path) -> None:
     assert summary["recipe"]["optimizer"] == "adam" and summary["recipe"]["schedule"] == "constant"
     with pytest.raises(ConfigError, match=r"train\.warmup"):
         _digits(tmp_path / "x", warmup=-0.1)
+
+
+def test_quantum_peft_trains_lambda_at_the_library_ratio_or_the_configs(tmp_path: Path) -> None:
+    from quicq.adapters import QuantumPEFTConfig
+
+    hint = QuantumPEFTConfig.lr_hint
+    for factor, want in ((None, hint["lambda"] / hint["theta"]), (2.0, 2.0)):
+        cfg = validate_config({
+            "task": {"train_size": 32, "batch_size": 8, "width": 16, "pretrain_epochs": 1},
+            "adapter": {"method": "quantum_peft", "target_modules": ["fc2"], "rank": 2},
+            "train": {"steps": 2, "gradient": "exact", "lr": 0.02, "lambda_lr_factor": factor,
+                      "out": str(tmp_path / f"q{factor}")}})
+        run = build_run(cfg)
+        lrs = {id(p): g["lr"] for g in run.trainer.optimizer.param_groups for p in g["params"]}
+        named = dict(run.model.named_parameters())
+        lam = [lrs[id(p)] for n, p in named.items() if "qpeft_lambda" in n]
+        theta = [lrs[id(p)] for n, p in named.items() if "qpeft_theta" in n]
+        assert lam and theta and set(theta) == {0.02} and lam == pytest.approx([0.02 * want] * len(lam))
+    with pytest.raises(ConfigError, match=r"train\.lambda_lr_factor"):
+        _digits(tmp_path / "bad", lambda_lr_factor=0)

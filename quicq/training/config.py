@@ -86,6 +86,8 @@ CONFIG_SCHEMA: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "gradient": (str, "parameter_shift", " | ".join(TRAIN_GRADIENTS)),
         "lr": (_NUM, 0.01, "base learning rate of the adapter parameters"),
         "head_lr": (_NUM, 0.01, "base learning rate of the task head"),
+        "lambda_lr_factor": ((int, float, _NULL), None, "quantum_peft: λ's lr = this × lr (null: the library's "
+                             "ratio, QuantumPEFTConfig.lr_hint λ/θ)"),
         "optimizer": (str, "adamw", " | ".join(OPTIMIZERS) + " (the accuracy harness's recipe: adamw)"),
         "weight_decay": (_NUM, 0.0, "decoupled weight decay (adamw) / L2 penalty (adam)"),
         "schedule": (str, "cosine", " | ".join(SCHEDULES) + ": lr multiplier per step (cosine: warmup, then cosine to 0)"),
@@ -196,6 +198,9 @@ def _check_values(cfg: dict[str, dict[str, Any]], raw: dict[str, Any], source: s
     for key in ("lr", "head_lr", "spsa_eps"):
         if not 0 < tr[key] < float("inf"):
             _fail(source, f"train.{key}", f"must be a finite number > 0, got {tr[key]}")
+    f = tr["lambda_lr_factor"]
+    if f is not None and not 0 < f < float("inf"):
+        _fail(source, "train.lambda_lr_factor", f"must be a finite number > 0 (or null), got {f}")
     for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
         if tr[key] not in choices:
             _fail(source, f"train.{key}", f"must be one of {list(choices)}, got {tr[key]!r}")

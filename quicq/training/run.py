@@ -140,9 +140,17 @@ def build_run(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: It
         return any(f".{h}." in f".{n}." for h in task.head_modules)
 
     head = [p for n, p in model.named_parameters() if p.requires_grad and is_head(n)]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
-    groups = [g for g in ({"params": body, "lr": float(tr["lr"])}, {"params": head, "lr": float(tr["head_lr"])})
-              if g["params"]]
+    body = [(n, p) for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
+    groups = [{"params": [p for _, p in body], "lr": float(tr["lr"])}, {"params": head, "lr": float(tr["head_lr"])}]
+    if method == "quantum_peft":  # λ at its own lr (library default: λ/θ of QuantumPEFTConfig.lr_hint)
+        from quicq.adapters import QuantumPEFTConfig
+
+        hint = QuantumPEFTConfig.lr_hint
+        factor = tr["lambda_lr_factor"] if tr["lambda_lr_factor"] is not None else hint["lambda"] / hint["theta"]
+        lam = [p for n, p in body if "qpeft_lambda" in n]
+        groups = [{"params": [p for n, p in body if "qpeft_lambda" not in n], "lr": float(tr["lr"])},
+                  {"params": lam, "lr": float(tr["lr"]) * float(factor)}, groups[1]]
+    groups = [g for g in groups if g["params"]]
     opt_cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[tr["optimizer"]]
     opt = opt_cls(groups, weight_decay=float(tr["weight_decay"]))
     schedule = None
@@ -279,7 +287,8 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = False, on_step_end: I
             "executions": run.source.executions},
         "test_accuracy_exact_blocks": evaluation.get("exact_blocks", {}).get("accuracy"),
         "validation_accuracy_exact_blocks": evaluation.get("validation_exact_blocks", {}).get("accuracy"),
-        "recipe": {k: tr[k] for k in ("optimizer", "lr", "head_lr", "weight_decay", "schedule", "warmup")},
+        "recipe": {k: tr[k] for k in ("optimizer", "lr", "head_lr", "lambda_lr_factor", "weight_decay", "schedule",
+                                      "warmup")},
         "checkpoints": str(out / "checkpoints"), "adapter": str(out / "adapter"), "plot": plot,
         "seconds": result.seconds, "environment": environment(),
     }
