@@ -70,6 +70,11 @@ def _quic_rows() -> list[MethodSpec]:
                                {"parameterization": p, "orders": (1, 2), "n_blocks": 1},
                                by_task={"digits": _QUIC_DIGITS}, grid=_ANGLE_GRID,
                                effective="skew" if p == "cayley" else "stored"))
+    # The side peft's OFT rotates (y = W·R·x): the QuIC paper rotates the output; which side a
+    # compound adapter should act on is an empirical question per task.
+    rows.append(MethodSpec("quic-pyramid-in", "quic", "QuIC pyramid K={1,2}, 1 block, input side",
+                           {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1, "rotate": "input"},
+                           by_task={"digits": _QUIC_DIGITS}, grid=_ANGLE_GRID))
     # ≥ 40× fewer parameters than LoRA r=8 (MiniLM q/v: 1,092 vs 73,728): one pyramid block
     # shared by the 4 blocks of each layer.
     rows.append(MethodSpec("quic-share", "quic", "QuIC pyramid K={1,2}, 4 shared blocks",
