@@ -128,6 +128,18 @@ def test_train_runs_a_config_and_resumes(tmp_path: Path, capsys, monkeypatch) ->
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["steps"] == 2 and summary["resumed_from"] is None
         assert "hardware: 1 adapter circuit(s), 2 job(s)" in capsys.readouterr().out  # surrogate: 1 job per step
+        # the default cosine schedule depends on the step count: extending is refused, naming why
+        assert main(["train", str(path), "--steps", "3", "--no-progress"]) == 2
+        assert "train.steps: 2 → 3" in _err_line(capsys)
+        cfg = json.loads(path.read_text())
+        cfg["train"]["schedule"] = "constant"  # a constant lr extends a run
+        path.write_text(json.dumps(cfg))
+        cfg["train"]["out"] = str(tmp_path / "run")
+        import shutil
+
+        shutil.rmtree(tmp_path / "run" / "checkpoints")
+        assert main(["train", str(path), "--no-progress"]) == 0
+        capsys.readouterr()
         assert main(["train", str(path), "--steps", "3", "--no-progress"]) == 0
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["steps"] == 3 and summary["resumed_from"] == 2 and len(summary["losses"]) == 3

@@ -15,7 +15,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from quicq.hardware.errors import CredentialsError, contains_secret, describe
+from quicq._optional import require
+
+require("qiskit_ibm_runtime", "qiskit")  # first: without the extra, name the pip line
+from quicq.hardware.errors import CredentialsError, contains_secret, describe  # noqa: E402
 
 __all__ = ["CHANNEL_ENV", "DEFAULT_CHANNEL", "INSTANCE_ENV", "TOKEN_ENV", "RuntimeAccount", "fake_backend",
            "is_fake_name"]

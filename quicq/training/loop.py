@@ -137,9 +137,14 @@ class HybridTrainer:
         """Restore parameters, optimizer, RNG states, step counter and history from ``ckpt``."""
         meta = ckpt.meta
         if self.fingerprint is not None and meta.get("fingerprint") != self.fingerprint:
+            diff = _differences(meta.get("fingerprint"), self.fingerprint)
+            where = f" ({'; '.join(diff[:3])})" if diff else ""
+            hint = ("; a decaying lr schedule depends on train.steps, so resume with the steps the run was "
+                    "started with (or train with schedule = 'constant' to extend runs)"
+                    if any(d.startswith("train.steps") for d in diff) else "")
             raise CheckpointError(
-                f"{ckpt.path} was written by a run with a different configuration; use another checkpoint "
-                "directory (or delete this one) to start afresh"
+                f"{ckpt.path} was written by a run with a different configuration{where}{hint}; use another "
+                "checkpoint directory (or delete this one) to start afresh"
             )
         names = {k[len("param/"):] for k in ckpt.tensors if k.startswith("param/")}
         if names != set(self._params):
@@ -226,4 +231,14 @@ class HybridTrainer:
                 group["lr"] = group["initial_lr"] * factor
         self.optimizer.step()
         return value
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two JSON-like fingerprints differ, with both values (for error messages)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {json.dumps(old)} → {json.dumps(new)}"]
 
