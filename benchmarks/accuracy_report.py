@@ -52,6 +52,8 @@ def summarize_method(runs: Sequence[dict[str, Any]], grid: Sequence[float]) -> d
         "sweep": [{"lr": r["lr"], "val_acc": r.get("val_acc"), "val_loss": r.get("val_loss"),
                    "error": r.get("error")} for r in sweep],
         "lr_chosen": lr, "lr_at_edge": bool(lrs) and lr in (lrs[0], lrs[-1]) and len(lrs) > 1,
+        # a sweep cut short: fewer lrs than the grid, so the "chosen" lr is not a choice yet
+        "lrs_swept": len(lrs), "lr_incomplete": len({round(x, 9) for x in lrs} & {round(x, 9) for x in grid}) < len(grid),
         "seeds": [r["seed"] for r in at],
         "val_acc": [r.get("val_acc") for r in at], "test_acc": [r.get("test_acc") for r in at],
         "val_mean": val["mean"], "test_mean": test["mean"], "test_std": test["std"],
@@ -90,7 +92,7 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
            "is mean ± sample std over the seeds at that lr only. *gain* = (acc − head)/(LoRA − head). "
            "Params are the adapter's (the trained head is extra and equal for all methods); effective = "
            "degrees of freedom (a Cayley block stores n² numbers for n(n−1)/2). ⚠ = chosen lr at an edge "
-           "of the swept range.", ""]
+           "of the swept range; *k/m lrs* = the sweep stopped after k of its m grid lrs (not a choice yet).", ""]
     for task, s in summaries.items():
         loads = [v for r in s["methods"] for v in r.get("load_at_start") or [] if v is not None]
         load = f"; 1-min load average {min(loads):.1f}–{max(loads):.1f} when runs started" if loads else ""
@@ -104,6 +106,8 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
         for r in s["methods"]:
             p = r.get("params") or {}
             edge = " ⚠" if r["lr_at_edge"] else ""
+            if r.get("lr_incomplete"):
+                edge += f" ({r['lrs_swept']}/{len(r['lr_grid'])} lrs)"
             test = (f"{r['test_mean']:.4f} ± {r['test_std']:.4f}" if r["test_mean"] is not None else "–")
             out.append(f"| {r['label'] or r['method']} | {_f(p.get('adapter_stored'), ',')} | "
                        f"{_f(p.get('adapter_effective'), ',')} | {_f(r['lr_chosen'], 'g')}{edge} | "

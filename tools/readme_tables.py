@@ -381,7 +381,9 @@ def render_accuracy(data: Mapping[str, Any], arg: str | None = None) -> str:
             mean, std = r.get("test_mean"), r.get("test_std")
             test = f"{mean:.4f} ± {std:.4f}" if isinstance(mean, float) and isinstance(std, float) else fixed(mean, 4)
             body.append([r.get("label") or r.get("method", DASH), num(p.get("adapter_effective")),
-                         num(r.get("lr_chosen")) + (" ⚠" if r.get("lr_at_edge") else ""), test,
+                         num(r.get("lr_chosen")) + (" ⚠" if r.get("lr_at_edge") else "")
+                         + (f" ({r.get('lrs_swept')}/{len(r.get('lr_grid') or [])} lrs)" if r.get("lr_incomplete") else ""),
+                         test,
                          len(r.get("seeds") or []), fixed(r.get("ratio_to_lora"), 3), fixed(r.get("gain_fraction"), 2),
                          fixed(r.get("step_ms"), 1)])
         head = ["method", "params (effective)", "lr (val)", "test acc", "seeds", "/ LoRA", "gain", "step ms"]
