@@ -4,6 +4,7 @@
 * :mod:`~quicq.training.checkpoints` — :class:`CheckpointStore` (atomic, SHA-256-checked files).
 * :mod:`~quicq.training.atomic`, :mod:`~quicq.training.rng` — crash-safe writes, RNG capture.
 * :mod:`~quicq.training.config` — the TOML/JSON schema of ``quicq train``.
+* :mod:`~quicq.training.schedule` — the lr schedule (warmup + cosine) of every quicq recipe.
 * :mod:`~quicq.training.run` — :func:`train` / :func:`run_config`: task, adapter, backend,
   mitigation options, evaluation, plot; :mod:`~quicq.training.sources` puts one model-level
   bridge (:class:`~quicq.hardware.model_bridge.ModelHardwareBridge`: QuIC blocks and Quantum-PEFT
@@ -25,6 +26,7 @@ _EXPORTS = {
     "CheckpointError": "errors", "ConfigError": "errors", "TrainingError": "errors",
     "HybridTrainer": "loop", "TrainResult": "loop",
     "find_generators": "rng",
+    "lr_factor": "schedule",
     "build_run": "run", "run_config": "run", "train": "run",
 }
 __all__ = sorted(_EXPORTS)
