@@ -417,6 +417,7 @@ REGISTRY: dict[str, Source] = {
     "hardware": Source(render_hardware),
     "demo": Source(render_demo),
     "accuracy": Source(render_accuracy, meta=_accuracy_meta),
+    "head_lr_pilot": Source(render_accuracy, file="head_lr_pilot/accuracy.json", meta=_accuracy_meta),
     "mitigation": Source(render_generic),
     "hybrid_minilm": Source(render_train),
     "fuzz": Source(render_generic),
@@ -439,7 +440,7 @@ def render_section(key: str, results: Path) -> str:
     """The generated markdown for marker ``results:KEY`` (KEY = NAME or NAME:ARG)."""
     name, _, arg = key.partition(":")
     path = result_path(name, results)
-    rel = f"results/{path.name}"
+    rel = f"results/{path.relative_to(results).as_posix()}"
     if not path.is_file():
         raise ReadmeTablesError(f"README has a results:{key} section but {rel} does not exist "
                                 "(commit the run, or remove the markers)")
