@@ -414,6 +414,7 @@ REGISTRY: dict[str, Source] = {
     "engine": Source(render_engine),
     "engine_pauli": Source(render_engine),
     "adapters": Source(render_adapters),
+    "adapters_1024": Source(render_adapters, file="adapters_1024/adapters.json"),
     "hardware": Source(render_hardware),
     "demo": Source(render_demo),
     "accuracy": Source(render_accuracy, meta=_accuracy_meta),
