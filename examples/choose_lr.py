@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from quicq.errors import QuicqError
 from quicq.training.atomic import atomic_write_text
 from quicq.training.config import load_config
 from quicq.training.run import environment, run_config
@@ -57,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="result JSON (runs already in it are kept)")
     p.add_argument("--work", type=Path, default=Path("out/choose_lr"), help="checkpoints of the runs")
     args = p.parse_args(argv)
-    cfg = load_config(args.config)
-    old = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    try:
+        cfg = load_config(args.config)
+        old = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    except (QuicqError, json.JSONDecodeError, OSError) as exc:  # a bad config or result file: say which
+        p.error(f"{exc}" if isinstance(exc, QuicqError) else f"cannot read {args.out}: {exc}")
     runs = [r for r in old.get("runs", []) if old.get("config") == str(args.config)]
     done = {(r["lr"], r["head_lr"]) for r in runs}
     for head_lr in args.head_lr:

@@ -112,3 +112,13 @@ def test_choose_lr_picks_on_validation_and_resumes(tmp_path):
     # a second call adds a pair and keeps the first two without retraining them
     proc = _run("examples/choose_lr.py", *args[:1], "--lr", "0.01", "--head-lr", "0.01,0.03", *args[5:])
     assert len(json.loads(out.read_text())["runs"]) == 3 and proc.stdout.count('"val_acc"') == 1
+
+
+def test_choose_lr_names_a_bad_config_or_result_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for args, needle in ((["/nonexistent.toml", "--out", str(tmp_path / "o.json")], "cannot read config"),
+                         ([str(ROOT / "examples/hybrid_minilm.toml"), "--out", str(bad)], "cannot read")):
+        proc = subprocess.run([sys.executable, str(ROOT / "examples/choose_lr.py"), *args, "--lr", "0.1",
+                               "--head-lr", "0.1"], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
