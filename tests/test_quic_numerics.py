@@ -123,3 +123,24 @@ def test_forward_on_meta_device_stays_there():
     qm = get_quicq_model(model, QuICConfig(target_modules=["0", "2"], n_blocks=2, orders=(1, 2)))
     y = qm(torch.randn(4, 64, device="meta"))
     assert y.device.type == "meta" and y.shape == (4, 64)
+
+
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_k2_kernel_walks_ragged_token_chunks_exactly(blocks, monkeypatch):
+    """Many tokens in chunks (the last one short) give the one-chunk result: output, ∂v and ∂U."""
+    from quicq.engine import exterior
+
+    assert exterior._token_chunk(38, 1024, 4) == 128 and exterior._token_chunk(27, 1024, 4) == 256  # ≲ 1 MiB
+    n, tokens = 9, 203
+    torch.manual_seed(0)
+    U = torch.linalg.qr(torch.randn(blocks, n, n, dtype=torch.float64))[0]
+    v = torch.randn(tokens, blocks, n * (n - 1) // 2, dtype=torch.float64)
+    out = []
+    for chunk in (10 ** 6, 32):  # one pass; seven passes, the last of 11 tokens
+        monkeypatch.setattr(exterior, "_token_chunk", lambda n_, m, itemsize, c=chunk: min(m, c))
+        Ui, vi = U.clone().requires_grad_(), v.clone().requires_grad_()
+        y = exterior.exterior_apply(Ui, vi, 2)
+        (y * torch.arange(y.numel(), dtype=y.dtype).view_as(y).sin()).sum().backward()
+        out.append((y.detach(), vi.grad, Ui.grad))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
