@@ -56,10 +56,12 @@ class TaskSettings:
         return Recipe(self.steps, self.batch_size, self.head_lr)
 
 
-#: Recipe defaults per task family (the issue's MiniLM recipe: 250 steps of batch 16).
+#: Recipe defaults per task family (the issue's MiniLM recipe: 250 steps of batch 16). The text
+#: head lr 3e-2 was chosen on validation (results/head_lr_pilot: every method gained over 2e-3,
+#: LoRA 0.799 vs 0.793 val, the QuIC pyramid 0.778 vs 0.774).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"steps": 300, "batch_size": 32, "head_lr": 1e-2},
-    "text": {"steps": 250, "batch_size": 16, "head_lr": 2e-3},
+    "text": {"steps": 250, "batch_size": 16, "head_lr": 3e-2},
 }
 TARGETS = {"digits": ("conv2", "fc1", "fc2"), "text": ("query", "value")}
 HEADS = {"digits": ("head",), "text": ("classifier",)}
