@@ -74,7 +74,7 @@ def is_head_param(name: str, head: Sequence[str]) -> bool:
 def build_method(model: nn.Module, spec: MethodSpec, settings: dict[str, Any], *, targets: Sequence[str],
                  head: Sequence[str]) -> nn.Module:
     """``model`` set up for ``spec`` with ``settings``: adapters injected, the right parameters trainable."""
-    targets, head = list(targets), list(head)
+    targets, head = list(settings.get("targets", targets)), list(head)
     if spec.kind in ("head", "full"):
         for name, p in model.named_parameters():
             p.requires_grad_(spec.kind == "full" or is_head_param(name, head))
@@ -88,6 +88,15 @@ def build_method(model: nn.Module, spec: MethodSpec, settings: dict[str, Any], *
         return peft.get_peft_model(model, cls(target_modules=targets, modules_to_save=head, **settings))
     from quicq.adapters import get_quicq_model
 
+    if spec.kind == "quic" and settings.get("rotate") == "both":
+        # both sides, y = R_out·W·R_in·x: two chained adapters (the head lives on the first)
+        out = {**settings, "rotate": "output"}
+        qm = get_quicq_model(model, adapter_config(spec, out, targets=targets, head=head))
+        with warnings.catch_warnings():  # "the head stays frozen": it is trained through "default"
+            warnings.simplefilter("ignore", UserWarning)
+            qm.add_adapter("input", adapter_config(spec, {**settings, "rotate": "input"}, targets=targets, head=()))
+        qm.set_adapter(["default", "input"])
+        return qm
     return get_quicq_model(model, adapter_config(spec, settings, targets=targets, head=head))
 
 
@@ -99,8 +108,9 @@ def adapter_config(spec: MethodSpec, settings: dict[str, Any], *, targets: Seque
     cls = {"quic": QuICConfig, "qpeft": QuantumPEFTConfig}.get(spec.kind)
     if cls is None:
         raise ExampleError(f"{spec.name}: kind {spec.kind!r} has no quicq config")
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return cls(target_modules=list(targets), modules_to_save=list(head), **kw)
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k != "targets"}
+    targets = settings.get("targets", targets)  # a method may name its own target modules
+    return cls(target_modules=list(targets), modules_to_save=list(head) or None, **kw)
 
 
 def lr_hint(spec: MethodSpec, settings: dict[str, Any], *, targets: Sequence[str], head: Sequence[str]) -> float | None:

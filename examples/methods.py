@@ -75,6 +75,14 @@ def _quic_rows() -> list[MethodSpec]:
     rows.append(MethodSpec("quic-pyramid-in", "quic", "QuIC pyramid K={1,2}, 1 block, input side",
                            {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1, "rotate": "input"},
                            by_task={"digits": _QUIC_DIGITS}, grid=_ANGLE_GRID))
+    rows.append(MethodSpec("quic-pyramid-both", "quic", "QuIC pyramid K={1,2}, 1 block, both sides",
+                           {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1, "rotate": "both"},
+                           grid=_ANGLE_GRID))
+    # the attention block's four projections (q, k, v, o) at 8.75× fewer parameters than LoRA q/v
+    rows.append(MethodSpec("quic-pyramid-qkvo", "quic", "QuIC pyramid K={1,2}, 1 block, q/k/v/o",
+                           {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1,
+                            "targets": ("query", "key", "value", "attention.output.dense")},
+                           grid=_ANGLE_GRID))
     # ≥ 40× fewer parameters than LoRA r=8 (MiniLM q/v: 1,092 vs 73,728): one pyramid block
     # shared by the 4 blocks of each layer.
     rows.append(MethodSpec("quic-share", "quic", "QuIC pyramid K={1,2}, 4 shared blocks",
