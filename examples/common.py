@@ -110,6 +110,8 @@ def adapter_config(spec: MethodSpec, settings: dict[str, Any], *, targets: Seque
         raise ExampleError(f"{spec.name}: kind {spec.kind!r} has no quicq config")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k != "targets"}
     targets = settings.get("targets", targets)  # a method may name its own target modules
+    if kw.get("rotate") == "both":  # the first of the two chained adapters (see build_method)
+        kw["rotate"] = "output"
     return cls(target_modules=list(targets), modules_to_save=list(head) or None, **kw)
 
 
