@@ -83,6 +83,11 @@ def _quic_rows() -> list[MethodSpec]:
                            {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1,
                             "targets": ("query", "key", "value", "attention.output.dense")},
                            grid=_ANGLE_GRID))
+    # Hamming weights 1–3 on one 13-qubit block (13 + 78 + 286 = 377 of 384 rows): 78 angles a
+    # module, the QuIC paper's route to ≥ 40× fewer parameters than LoRA
+    rows.append(MethodSpec("quic-k123", "quic", "QuIC pyramid K={1,2,3}, 1 block",
+                           {"parameterization": "pyramid", "orders": (1, 2, 3), "n_blocks": 1},
+                           by_task={"digits": _QUIC_DIGITS}, grid=_ANGLE_GRID))
     # ≥ 40× fewer parameters than LoRA r=8 (MiniLM q/v: 1,092 vs 73,728): one pyramid block
     # shared by the 4 blocks of each layer.
     rows.append(MethodSpec("quic-share", "quic", "QuIC pyramid K={1,2}, 4 shared blocks",
@@ -104,6 +109,10 @@ METHOD_SPECS: dict[str, MethodSpec] = {m.name: m for m in [
                grid={"text": (1e-2, 3e-2, 1e-1), "digits": (3e-2, 1e-1, 3e-1)},
                # the swept lr is the angles' lr; λ gets the library's ratio (lr_hint: θ 5e-2, λ 2e-1,
                # chosen on validation in benchmarks/qpeft_study.py)
+               lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
+                          "qpeft_theta": 1.0}),
+    MethodSpec("qpeft-l3", "qpeft", "Quantum-PEFT rank 8, 3 layers", {"rank": 8, "n_layers": 3},
+               grid={"text": (1e-2, 3e-2, 1e-1), "digits": (3e-2, 1e-1, 3e-1)},
                lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
                           "qpeft_theta": 1.0}),
 ]}
