@@ -116,7 +116,10 @@ class Plan:
 
         self.task, self.settings, self.task_fp = task, settings, settings.fingerprint()
         fam = family(task)
-        self.requested = methods
+        skipped = [m for m in methods if fam not in METHOD_SPECS[m].tasks]
+        if skipped:
+            print(f"{task}: skipping {', '.join(skipped)} (not defined for {fam} tasks)", flush=True)
+        self.requested = [m for m in methods if m not in skipped]
         self.entries: dict[str, dict[str, Any]] = {}  # every method: the summary shows all that have runs
         for m in METHOD_SPECS:
             spec = METHOD_SPECS[m]

@@ -38,6 +38,8 @@ class MethodSpec:
     grid: dict[str, tuple[float, ...]] = field(default_factory=dict)
     lr_groups: dict[str, float] = field(default_factory=dict)
     effective: str = "stored"
+    #: task families the method applies to (one naming MiniLM's modules has no digits analogue)
+    tasks: tuple[str, ...] = ("digits", "text")
 
     def settings(self, task: str) -> dict[str, Any]:
         """``config`` updated by the task's overrides (task family: the part before ``:``)."""
@@ -82,7 +84,7 @@ def _quic_rows() -> list[MethodSpec]:
     rows.append(MethodSpec("quic-pyramid-qkvo", "quic", "QuIC pyramid K={1,2}, 1 block, q/k/v/o",
                            {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1,
                             "targets": ("query", "key", "value", "attention.output.dense")},
-                           grid=_ANGLE_GRID))
+                           grid=_ANGLE_GRID, tasks=("text",)))
     # Hamming weights 1–3 on one 13-qubit block (13 + 78 + 286 = 377 of 384 rows): 78 angles a
     # module, the QuIC paper's route to ≥ 40× fewer parameters than LoRA
     rows.append(MethodSpec("quic-k123", "quic", "QuIC pyramid K={1,2,3}, 1 block",
