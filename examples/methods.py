@@ -76,7 +76,7 @@ def _quic_rows() -> list[MethodSpec]:
     # compound adapter should act on is an empirical question per task.
     rows.append(MethodSpec("quic-pyramid-in", "quic", "QuIC pyramid K={1,2}, 1 block, input side",
                            {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1, "rotate": "input"},
-                           by_task={"digits": _QUIC_DIGITS}, grid=_ANGLE_GRID))
+                           grid=_ANGLE_GRID, tasks=("text",)))  # on digits every QuIC row rotates the input
     rows.append(MethodSpec("quic-pyramid-both", "quic", "QuIC pyramid K={1,2}, 1 block, both sides",
                            {"parameterization": "pyramid", "orders": (1, 2), "n_blocks": 1, "rotate": "both"},
                            grid=_ANGLE_GRID))
