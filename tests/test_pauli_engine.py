@@ -112,3 +112,11 @@ def test_pauli_benchmark_smoke():
     spec.loader.exec_module(mod)
     out = mod.pauli_benchmark(quick=True)
     assert len(out["rows"]) == 2 and all(r["new_cpu_ms"] > 0 for r in out["rows"])
+
+
+@pytest.mark.parametrize("N", [128, 144, 512])
+def test_small_registers_are_not_one_dense_group(N):
+    # one D×D group costs D² per entry to build and to project its gradient: at N = 128 the
+    # single 128×128 group ran 2.8–5.8× slower than (8, 16), which the cost model must see
+    for batch in (1, 2):
+        assert max(_pauli_plan(pauli(N, 1), batch, 8).dims) < N
