@@ -90,6 +90,11 @@ def _quic_rows() -> list[MethodSpec]:
     rows.append(MethodSpec("quic-k123", "quic", "QuIC pyramid K={1,2,3}, 1 block",
                            {"parameterization": "pyramid", "orders": (1, 2, 3), "n_blocks": 1},
                            by_task={"digits": _QUIC_DIGITS}, grid=_ANGLE_GRID))
+    # both sides at ≥ 40× fewer parameters than LoRA: a 12-qubit K={1,2,3} block (12 + 66 + 220 =
+    # 298 rows) per side, 66 angles each — 1,584 on MiniLM q/v (46.5×); n = 13 would be 1,872 (39.4×)
+    rows.append(MethodSpec("quic-k123-both", "quic", "QuIC pyramid K={1,2,3}, n=12, both sides",
+                           {"parameterization": "pyramid", "orders": (1, 2, 3), "block_size": 298, "rotate": "both"},
+                           grid=_ANGLE_GRID, tasks=("text",)))
     # ≥ 40× fewer parameters than LoRA r=8 (MiniLM q/v: 1,092 vs 73,728): one pyramid block
     # shared by the 4 blocks of each layer.
     rows.append(MethodSpec("quic-share", "quic", "QuIC pyramid K={1,2}, 4 shared blocks",
