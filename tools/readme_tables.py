@@ -380,13 +380,16 @@ def render_accuracy(data: Mapping[str, Any], arg: str | None = None) -> str:
             p = r.get("params") or {}
             mean, std = r.get("test_mean"), r.get("test_std")
             test = f"{mean:.4f} ± {std:.4f}" if isinstance(mean, float) and isinstance(std, float) else fixed(mean, 4)
-            body.append([r.get("label") or r.get("method", DASH), num(p.get("adapter_effective")),
+            fewer = r.get("fewer_params_than_lora")
+            body.append([r.get("label") or r.get("method", DASH), num(p.get("adapter_stored")),
+                         num(p.get("adapter_effective")), f"{fewer:.1f}×" if isinstance(fewer, float) else DASH,
                          num(r.get("lr_chosen")) + (" ⚠" if r.get("lr_at_edge") else "")
                          + (f" ({r.get('lrs_swept')}/{len(r.get('lr_grid') or [])} lrs)" if r.get("lr_incomplete") else ""),
                          test,
                          len(r.get("seeds") or []), fixed(r.get("ratio_to_lora"), 3), fixed(r.get("gain_fraction"), 2),
                          fixed(r.get("step_ms"), 1)])
-        head = ["method", "params (effective)", "lr (val)", "test acc", "seeds", "/ LoRA", "gain", "step ms"]
+        head = ["method", "params", "effective", "fewer than LoRA", "lr (val)", "test acc", "seeds", "/ LoRA", "gain",
+                "step ms"]
         text = table(head, body)
         if arg is None:
             text = f"**{task}**" + (f" ({s['recipe']})" if s.get("recipe") else "") + "\n\n" + text
@@ -418,7 +421,6 @@ REGISTRY: dict[str, Source] = {
     "hardware": Source(render_hardware),
     "demo": Source(render_demo),
     "accuracy": Source(render_accuracy, meta=_accuracy_meta),
-    "head_lr_pilot": Source(render_accuracy, file="head_lr_pilot/accuracy.json", meta=_accuracy_meta),
     "mitigation": Source(render_generic),
     "hybrid_minilm": Source(render_train),
     "fuzz": Source(render_generic),
