@@ -78,7 +78,7 @@ def test_hardware_and_demo_tables(results: Path) -> None:
 def test_accuracy_per_task_argument(results: Path) -> None:
     one = rt.render_section("accuracy:digits", results)
     row = next(line for line in one.splitlines() if line.startswith("| LoRA r=8 |"))
-    assert row.startswith("| LoRA r=8 | 8,576 | 8,576 |") and row.endswith("| 0.01 ⚠ | 0.9688 ± 0.0051 | 3 | 1.000 | 1.00 | 2.6 |")
+    assert row.startswith("| LoRA r=8 | 8,576 | 8,576 | 1.0× |") and row.endswith("| 0.01 ⚠ | 0.9688 ± 0.0051 | 3 | 1.000 | 1.00 | 2.6 |")
     assert "text" not in one.split("<sub>")[0] and "`python benchmarks/accuracy.py --task digits`" in one
     both = rt.render_section("accuracy", results)
     assert "**digits**" in both and "**text**" in both
