@@ -67,6 +67,11 @@ def _quic_rows() -> list[MethodSpec]:
     rows = [MethodSpec("quic-k1", "quic", "QuIC cayley K={1}, blocks of 32",
                        {"parameterization": "cayley", "orders": (1,), "block_size": 32},
                        by_task={"digits": {**_QUIC_DIGITS, "block_size": 16}}, grid=_ANGLE_GRID, effective="skew")]
+    # the same first-order adapter on the side peft's OFT rotates (y = W·R·x), with OFT's block
+    # size and a Cayley map as OFT's: it separates "first order vs OFT" from "which side"
+    rows.append(MethodSpec("quic-k1-in", "quic", "QuIC cayley K={1}, blocks of 32, input side",
+                           {"parameterization": "cayley", "orders": (1,), "block_size": 32, "rotate": "input"},
+                           grid=_ANGLE_GRID, effective="skew", tasks=("text",)))
     for p in QUIC_PARAMETERIZATIONS:
         rows.append(MethodSpec(f"quic-{p}", "quic", f"QuIC {p} K={{1,2}}, 1 block",
                                {"parameterization": p, "orders": (1, 2), "n_blocks": 1},
