@@ -161,6 +161,16 @@ def test_auto_mode_picks_cheaper_side():
         torch.testing.assert_close(qm(big), y_big, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("width,mode", [(384, "weight"), (1024, "activations")])
+def test_auto_mode_in_training_weighs_the_exterior_kernel(width, mode):
+    # QuIC {1,2}, one block, 1024 tokens: at MiniLM's width (n = 27) rotating W and paying dL/dW'
+    # was measured 3× cheaper than the exterior kernel on the tokens; at 1024 (n = 44) the reverse
+    qm, layer = single(nn.Linear(width, width), QuICConfig(target_modules=["0"], orders=(1, 2), n_blocks=1))
+    x = torch.randn(8, 128, width)
+    qm(x).sum().backward()
+    assert layer.last_apply_mode == mode
+
+
 def test_block_source_contract():
     qm, layer = single(nn.Linear(8, 20).double(), QuICConfig(target_modules=["0"], n_blocks=2))
     randomize_adapters(qm)

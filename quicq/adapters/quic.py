@@ -27,7 +27,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from quicq.adapters.apply import Rotation, apply_rotation, rotation_cost
+from quicq.adapters.apply import Rotation, apply_rotation, rotation_time
 from quicq.adapters.config import AdapterConfigError, QuICConfig
 from quicq.adapters.forward_batch import ForwardBatch
 from quicq.adapters.counts import quic_block_dim
@@ -295,13 +295,15 @@ class QuICLayer(QuicqTunerLayer):
             return self.apply_mode
         geo = layer_geometry(self.get_base_layer(), self.module_name)
         tokens = x.numel() // max(1, x.shape[channel_axis(self.kind)])
-        act = wgt = 0
+        # GEMM-equivalent multiply-adds: the exterior kernel is ~3× slower per multiply-add than
+        # the one large GEMM (dL/dW') the weight route adds (measured, see EXTERIOR_MAC_WEIGHT)
+        act = wgt = 0.0
         for a in chain:
             s = self.quic_spec[a]
-            rot = s.n_blocks * rotation_cost(s.n, s.orders, s.compound_mode)
+            rot = s.n_blocks * rotation_time(s.n, s.orders, s.compound_mode)
             act += tokens * rot * (3 if grad else 1)
             other = geo.in_flat if s.rotate == "output" else geo.out_features * geo.kernel_numel
-            wgt += rot * other
+            wgt += rot * other * (2 if grad else 1)  # backward: only ∂L/∂A (W is frozen)
         if grad:
             wgt += tokens * geo.out_features * geo.in_flat  # dL/dW' of the rotated weight
         return "weight" if wgt < act else "activations"
