@@ -38,6 +38,7 @@ import multiprocessing as mp
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,21 @@ SMOKE_SETTINGS = {"digits": {"steps": 4, "train_size": 64}, "text": {"steps": 3,
 _WORKLOADS: dict[str, Any] = {}
 
 
-def _init_worker(threads: int) -> None:
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM this worker when the sweep's process dies, however it dies
+    (a killed sweep otherwise leaves its workers training runs nobody will record)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _init_worker(threads: int, worker: bool = False) -> None:
+    if worker:
+        _die_with_parent()
     import torch
 
     torch.set_num_threads(threads)
@@ -356,9 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     pool = None
     if jobs > 1 and not args.dry_run:
         pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                      initargs=(args.threads,))
+                                      initargs=(args.threads, True))
     t0 = time.perf_counter()
     done_tasks: list[str] = []
+    # SIGTERM (kill, a CI timeout) ends the sweep like Ctrl-C: finished runs are already saved and
+    # the pool below is shut down instead of left running
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for plan in plans:
             while todo := plan.pending(data["runs"]):
@@ -379,9 +397,15 @@ def main(argv: list[str] | None = None) -> int:
             data["summaries"][plan.task] = plan.summary(data["runs"], command)
             done_tasks.append(plan.task)
             save_results(jpath, data, done_tasks)
+    except KeyboardInterrupt:
+        if pool:  # the running trainings are lost either way; do not wait minutes for them
+            procs = getattr(pool, "_processes", None) or {}  # private, but the only handle on them
+            for proc in list(procs.values()):
+                proc.terminate()
+        raise
     finally:
         if pool:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     (out / "accuracy.md").write_text(markdown(data["summaries"]) + "\n")
     png = plot(data["summaries"], out / "accuracy.png")
     print(markdown({t: data["summaries"][t] for t in tasks}))
@@ -390,4 +414,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the finished runs are saved; rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None
