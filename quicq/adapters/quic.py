@@ -9,7 +9,10 @@ A_i comes from the adapter's :class:`~quicq.adapters.parameterizations.Parameter
 (A = A(θ)·A₀ᵀ for circuit charts, identity at the start). Compounds are applied as exterior
 powers (k = 2: U·X·Uᵀ) unless forming C_k(A) is cheaper (small n); the d×d rotation is never
 formed. Per forward the layer also picks the cheaper of rotating activations and rotating the
-weight once (then gradients need the tokens·out·in weight gradient).
+weight once (then gradients need the tokens·out·in weight gradient), counting the exterior
+kernel's multiply-adds at :data:`~quicq.adapters.apply.EXTERIOR_MAC_WEIGHT` GEMM ones: in
+training that rotates the weight at MiniLM's width (384, n = 27) and BERT's FFN input
+(768 → 3072, n = 77), the activations at 768 → 768 and wider.
 
 Block sources (the hardware path): a source returns the *circuit's* blocks at the circuit's
 angles (:meth:`QuICLayer.circuit`, :meth:`QuICLayer.angles`); the layer composes them with the
