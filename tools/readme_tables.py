@@ -169,6 +169,8 @@ def render_generic(data: Mapping[str, Any], arg: str | None = None) -> str:
         cols: list[str] = []
         for r in rows:
             cols += [k for k, v in r.items() if k not in cols and (v is None or isinstance(v, (str, int, float, bool)))]
+        # a column equal to an earlier one in every row (e.g. a run's name and its key) once
+        cols = [c for i, c in enumerate(cols) if not any(all(r.get(c) == r.get(e) for r in rows) for e in cols[:i])]
         return table(cols, [[num(r.get(c)) if not isinstance(r.get(c), str) else r[c] for c in cols] for r in rows])
     scalars = [(k, v) for k, v in data.items() if isinstance(v, (int, float, str)) and k not in _PROVENANCE_KEYS]
     if not scalars:
