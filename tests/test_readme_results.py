@@ -65,6 +65,20 @@ def test_adapters_ratios_are_against_lora(results: Path) -> None:
     assert "commit abcdef0" in body  # provenance nested under "meta"
 
 
+def test_adapters_workload_columns_can_be_chosen() -> None:
+    def wl(name: str, t: float) -> dict:
+        return {"workload": name, "rows": [
+            {"method": "lora", "label": "LoRA r=8", "time_over_lora": {"median": 1.0}, "peak_over_lora": 1.0},
+            {"method": "q", "label": "QuIC", "time_over_lora": {"median": t}, "peak_over_lora": 1.1}]}
+    data = {"workloads": [wl("a", 1.2), wl("b", 0.9)]}
+    assert rt.render_adapters(data, "b,a").splitlines()[0] == (
+        "| method | b: time / memory vs LoRA | a: time / memory vs LoRA |")
+    assert "| QuIC | 0.90× / 1.10× | 1.20× / 1.10× |" in rt.render_adapters(data, "b,a")
+    assert "a: time" in rt.render_adapters(data) and "b: time" in rt.render_adapters(data)
+    with pytest.raises(rt.ReadmeTablesError, match="no workload 'c' with results"):
+        rt.render_adapters(data, "a,c")
+
+
 def test_hardware_and_demo_tables(results: Path) -> None:
     hw = rt.render_section("hardware", results)
     assert "| 3 | 6 | 3 | 6 | 9 | 1.23 | 251 ms | 223 ms | 12.6% |" in hw

@@ -193,10 +193,17 @@ def render_engine(data: Mapping[str, Any], arg: str | None = None) -> str:
     return table(["benchmark", "quicq", "baseline", "ratio", "goal"], body, "lrlrl")
 
 
-def _render_adapter_workloads(data: Mapping[str, Any]) -> str:
+def _render_adapter_workloads(data: Mapping[str, Any], names: str | None = None) -> str:
     """benchmarks/adapters.py's per-workload layout: one row per method, per workload the median
-    step-time ratio to LoRA (round by round) and the peak-memory ratio."""
+    step-time ratio to LoRA (round by round) and the peak-memory ratio. ``names``: a comma list
+    of workloads to show, in that order (default: all)."""
     workloads = [w for w in data["workloads"] if w.get("rows")]
+    if names:
+        have = {w["workload"]: w for w in workloads}
+        missing = [n for n in names.split(",") if n not in have]
+        if missing:
+            raise ReadmeTablesError(f"no workload {', '.join(map(repr, missing))} with results (have: {', '.join(have)})")
+        workloads = [have[n] for n in names.split(",")]
     labels: dict[str, str] = {}
     cells: dict[tuple[str, str], str] = {}
     for w in workloads:
@@ -249,11 +256,11 @@ def _render_adapter_micro(data: Mapping[str, Any]) -> str:
 
 def render_adapters(data: Mapping[str, Any], arg: str | None = None) -> str:
     """benchmarks/adapters.py: per-method step time and memory, with ratios to LoRA
-    (``results:adapters:micro``: the component timings)."""
+    (``results:adapters:micro``: the component timings; ``results:adapters:a,b``: workloads a and b)."""
     if arg == "micro":
         return _render_adapter_micro(data)
     if isinstance(data.get("workloads"), list) and data["workloads"] and isinstance(data["workloads"][0], Mapping):
-        return _render_adapter_workloads(data)
+        return _render_adapter_workloads(data, arg)
     rows = _records(data, ("results", "rows", "methods"))
     if not rows or "step_ms" not in rows[0]:
         return render_generic(data, arg)
