@@ -120,6 +120,7 @@ class Method:
     family: str  # "lora" | "oft" | "boft" | "quic" | "qpeft"
     parameterization: str | None = None
     orders: tuple[int, ...] = ()
+    rotate: str = "output"  # QuIC: "output" | "both" (an output- and an input-side adapter chained)
 
     @property
     def circuit(self) -> bool:
@@ -131,7 +132,7 @@ class Method:
         if self.family == "quic":
             ks = "{" + ",".join(map(str, self.orders)) + "}"
             how = "1 block" if self.orders != (1,) else f"blocks of {QUIC_K1_BLOCK}"
-            return f"QuIC {self.parameterization} {ks} ({how})"
+            return f"QuIC {self.parameterization} {ks} ({how}" + (", both sides)" if self.rotate == "both" else ")")
         return {"lora": f"LoRA r={LORA_R}", "oft": f"peft OFT b={OFT_BLOCK}",
                 "boft": f"peft BOFT b={BOFT_BLOCK} (factor {BOFT_FACTOR} asked; peft uses 1 on CPU)", "qpeft": f"Quantum-PEFT K={QPEFT_RANK}, L=1"}[self.family]
 
@@ -143,6 +144,8 @@ def all_methods() -> list[Method]:
     ms = [Method("lora", "lora"), Method("oft", "oft"), Method("boft", "boft")]
     for p in QUIC_PARAMETERIZATIONS:
         ms += [Method(f"quic-{p}-k12", "quic", p, (1, 2)), Method(f"quic-{p}-k1", "quic", p, (1,))]
+    # the most accurate circuit configuration of benchmarks/accuracy.py (two rotations per module)
+    ms.append(Method("quic-pyramid-k12-both", "quic", "pyramid", (1, 2), rotate="both"))
     return ms + [Method("qpeft", "qpeft")]
 
 
@@ -168,6 +171,14 @@ def apply_method(m: Method, model: nn.Module, w: Workload) -> nn.Module:
         size: dict[str, int] = {"n_blocks": 1} if m.orders != (1,) else {"block_size": QUIC_K1_BLOCK}
         qcfg: Any = QuICConfig(target_modules=targets, modules_to_save=head, orders=m.orders,
                                parameterization=m.parameterization, **size)
+        if m.rotate == "both":
+            qm = get_quicq_model(model, qcfg)
+            with warnings.catch_warnings():  # "the head stays frozen": it trains through "default"
+                warnings.simplefilter("ignore", UserWarning)
+                qm.add_adapter("input", QuICConfig(target_modules=targets, orders=m.orders, rotate="input",
+                                                   parameterization=m.parameterization, **size))
+            qm.set_adapter(["default", "input"])
+            return qm
     else:
         qcfg = QuantumPEFTConfig(target_modules=targets, modules_to_save=head, rank=QPEFT_RANK)
     return get_quicq_model(model, qcfg)
