@@ -30,7 +30,8 @@ def test_adapter_benchmark_smoke(tmp_path):
     data = json.loads((tmp_path / "adapters.json").read_text())
     from quicq.adapters.config import QUIC_PARAMETERIZATIONS
 
-    expected = ["lora", "oft", "boft"] + [f"quic-{p}-{k}" for p in QUIC_PARAMETERIZATIONS for k in ("k12", "k1")] + ["qpeft"]
+    expected = ["lora", "oft", "boft"] + [f"quic-{p}-{k}" for p in QUIC_PARAMETERIZATIONS for k in ("k12", "k1")] + [
+        "quic-pyramid-k12-both", "qpeft"]
     for key in ("commit", "command", "date", "cpu_count", "torch_threads", "load_average_start", "load_average_end"):
         assert key in data, key
     assert data["torch_threads"] == 1 and "--smoke" in data["command"]
@@ -39,6 +40,8 @@ def test_adapter_benchmark_smoke(tmp_path):
         assert wl["errors"] == {}, wl["errors"]
         rows = {r["method"]: r for r in wl["rows"]}
         assert list(rows) == expected
+        one, both = rows["quic-pyramid-k12"]["adapter_params"], rows["quic-pyramid-k12-both"]["adapter_params"]
+        assert both == 2 * one if wl["workload"] == "bert64-qv" else both > one  # q/v are square
         assert rows["lora"]["time_over_lora"]["median"] == 1.0 and rows["lora"]["peak_over_lora"] == 1.0
         for r in rows.values():
             s = r["step_ms"]
