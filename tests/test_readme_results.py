@@ -79,6 +79,17 @@ def test_adapters_workload_columns_can_be_chosen() -> None:
         rt.render_adapters(data, "a,c")
 
 
+def test_adapters_micro_shows_the_ffsim_comparison_or_why_not() -> None:
+    row = {"n": 8, "dim": 28, "max_abs_diff": 2e-16, "engine_ms": {"median": 0.1}, "engine_fb_ms": {"median": 0.2},
+           "ffsim_block_ms": {"median": 3.0}, "engine_over_ffsim_block": {"median": 0.0333},
+           "ffsim_state_ms": {"median": 0.11}, "ffsim_orbital_state_ms": {"median": 0.05}}
+    text = rt.render_adapters({"micro": {"ffsim": {"rows": [row]}}}, "micro")
+    assert "| 8 | 28 | 0.100 | 0.200 | 3.000 | 0.03× | 0.110 | 0.050 | 2.0e-16 |" in text
+    assert "max \\|Δ\\|" in text  # the pipe inside a cell is escaped
+    skipped = rt.render_adapters({"micro": {"ffsim": {"skipped": "ffsim is not installed"}}}, "micro")
+    assert skipped == "ffsim comparison skipped: ffsim is not installed."
+
+
 def test_hardware_and_demo_tables(results: Path) -> None:
     hw = rt.render_section("hardware", results)
     assert "| 3 | 6 | 3 | 6 | 9 | 1.23 | 251 ms | 223 ms | 12.6% |" in hw

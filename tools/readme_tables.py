@@ -247,6 +247,19 @@ def _render_adapter_micro(data: Mapping[str, Any]) -> str:
         parts.append("k = 1 engine (pyramid) vs `torch.nn.utils.parametrizations.orthogonal`, forward + backward:\n\n"
                      + table(["n", "engine ms", "cayley ms", "engine / cayley", "matrix_exp ms",
                               "engine / matrix_exp"], body))
+    ff = micro.get("ffsim")
+    if isinstance(ff, Mapping) and ff.get("rows"):
+        body = [[r.get("n"), r.get("dim"), fixed(_median(r.get("engine_ms")), 3), fixed(_median(r.get("engine_fb_ms")), 3),
+                 fixed(_median(r.get("ffsim_block_ms")), 3), ratio(_median(r.get("engine_over_ffsim_block"))),
+                 fixed(_median(r.get("ffsim_state_ms")), 3), fixed(_median(r.get("ffsim_orbital_state_ms")), 3),
+                 f"{r['max_abs_diff']:.1e}" if isinstance(r.get("max_abs_diff"), float) else DASH]
+                for r in ff["rows"]]
+        parts.append("Weight-2 block of a pyramid of RBS gates vs ffsim's simulation of the same Givens network "
+                     "(float64; ffsim has no gradients, so *engine fwd+bwd* has no ffsim counterpart):\n\n"
+                     + table(["n", "C(n,2)", "engine ms", "engine fwd+bwd ms", "ffsim block ms", "engine / ffsim",
+                              "ffsim one state ms", "ffsim orbital rotation, one state ms", "max |Δ|"], body))
+    elif isinstance(ff, Mapping) and ff.get("skipped"):
+        parts.append(f"ffsim comparison skipped: {ff['skipped']}.")
     pc = micro.get("pauli_columns")
     if isinstance(pc, Mapping) and _median(pc.get("ms")) is not None:
         parts.append(f"`pauli_columns` N = {pc.get('N')}, K = {pc.get('K')}, L = {pc.get('L')}, forward + backward: "
