@@ -128,7 +128,8 @@ METHOD_SPECS: dict[str, MethodSpec] = {m.name: m for m in [
                lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
                           "qpeft_theta": 1.0}),
     # one layer on all four attention projections (1,344 parameters on MiniLM, 55× fewer than
-    # LoRA q/v): breadth instead of depth at about the same budget as qpeft-l3
+    # LoRA q/v): breadth instead of depth at about the same budget as qpeft-l3 (measured: no
+    # better, 0.735 ± 0.018 against 0.738 ± 0.007 test accuracy, 3 seeds)
     MethodSpec("qpeft-qkvo", "qpeft", "Quantum-PEFT rank 8, 1 layer, q/k/v/o",
                {"rank": 8, "n_layers": 1, "targets": ("query", "key", "value", "attention.output.dense")},
                grid={"text": (1e-2, 3e-2, 1e-1)}, tasks=("text",),
