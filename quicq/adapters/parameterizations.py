@@ -231,6 +231,7 @@ class XChart(CircuitChart):
     """Two crossing nearest-neighbour diagonals: 2n−3 angles (2n−4 for odd n), depth n−1."""
 
     name = "x"
+    lr_hint = 3e-2
 
     def _build(self) -> Circuit:
         return x_layout(self.n)
@@ -250,7 +251,7 @@ class ButterflyChart(CircuitChart):
     identity start already has full tangent rank."""
 
     name = "butterfly"
-    lr_hint = 1e-2
+    lr_hint = 3e-2
 
     def __init__(self, n: int, n_layers: int = 2, start: str = "sorting") -> None:
         super().__init__(n, n_layers, start)
@@ -265,6 +266,7 @@ class BrickChart(CircuitChart):
     """``n_layers`` alternating layers of nearest-neighbour RBS; covers SO(n) when n_layers ≥ n."""
 
     name = "brick"
+    lr_hint = 3e-2
     _givens_layout = "brick"
 
     def __init__(self, n: int, n_layers: int = 2, start: str = "sorting") -> None:
@@ -293,7 +295,7 @@ class CayleyChart(Parameterization):
     :attr:`circuit` is the pyramid its matrices compile into for hardware."""
 
     name = "cayley"
-    lr_hint = 1e-3
+    lr_hint = 3e-3
     covers_so_n = False  # no −1 eigenvalues
 
     @property
