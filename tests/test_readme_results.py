@@ -69,11 +69,12 @@ def test_adapters_workload_columns_can_be_chosen() -> None:
     def wl(name: str, t: float) -> dict:
         return {"workload": name, "rows": [
             {"method": "lora", "label": "LoRA r=8", "time_over_lora": {"median": 1.0}, "peak_over_lora": 1.0},
-            {"method": "q", "label": "QuIC", "time_over_lora": {"median": t}, "peak_over_lora": 1.1}]}
+            {"method": "q", "label": "QuIC", "time_over_lora": {"median": t, "iqr": 0.05}, "peak_over_lora": 1.1}]}
     data = {"workloads": [wl("a", 1.2), wl("b", 0.9)]}
     assert rt.render_adapters(data, "b,a").splitlines()[0] == (
-        "| method | b: time / memory vs LoRA | a: time / memory vs LoRA |")
-    assert "| QuIC | 0.90× / 1.10× | 1.20× / 1.10× |" in rt.render_adapters(data, "b,a")
+        "| method | b: time (IQR) / memory vs LoRA | a: time (IQR) / memory vs LoRA |")
+    assert "| QuIC | 0.90× (0.05) / 1.10× | 1.20× (0.05) / 1.10× |" in rt.render_adapters(data, "b,a")
+    assert "| LoRA r=8 | 1.00× / 1.00× | 1.00× / 1.00× |" in rt.render_adapters(data, "b,a")
     assert "a: time" in rt.render_adapters(data) and "b: time" in rt.render_adapters(data)
     with pytest.raises(rt.ReadmeTablesError, match="no workload 'c' with results"):
         rt.render_adapters(data, "a,c")

@@ -210,13 +210,15 @@ def _render_adapter_workloads(data: Mapping[str, Any], names: str | None = None)
         for r in w["rows"]:
             m = r.get("method", DASH)
             labels.setdefault(m, r.get("label") or m)
-            t = r.get("time_over_lora")
-            t = t.get("median") if isinstance(t, Mapping) else t
+            tr = r.get("time_over_lora")
+            t = tr.get("median") if isinstance(tr, Mapping) else tr
+            iqr = tr.get("iqr") if isinstance(tr, Mapping) and m != "lora" else None
+            spread = f" ({iqr:.2f})" if isinstance(iqr, (int, float)) else ""
             mem = r.get("peak_over_lora")
-            cells[(w["workload"], m)] = (f"{ratio(t)} / {ratio(mem)}" if isinstance(t, (int, float))
+            cells[(w["workload"], m)] = (f"{ratio(t)}{spread} / {ratio(mem)}" if isinstance(t, (int, float))
                                          and isinstance(mem, (int, float)) else DASH)
     body = [[labels[m]] + [cells.get((w["workload"], m), DASH) for w in workloads] for m in labels]
-    head = ["method"] + [f"{w['workload']}: time / memory vs LoRA" for w in workloads]
+    head = ["method"] + [f"{w['workload']}: time (IQR) / memory vs LoRA" for w in workloads]
     return table(head, body)
 
 
