@@ -85,7 +85,7 @@ def test_adapters_micro_shows_the_ffsim_comparison_or_why_not() -> None:
            "ffsim_block_ms": {"median": 3.0}, "engine_over_ffsim_block": {"median": 0.0333},
            "ffsim_state_ms": {"median": 0.11}, "ffsim_orbital_state_ms": {"median": 0.05}}
     text = rt.render_adapters({"micro": {"ffsim": {"rows": [row]}}}, "micro")
-    assert "| 8 | 28 | 0.100 | 0.200 | 3.000 | 0.03× | 0.110 | 0.050 | 2.0e-16 |" in text
+    assert "| 8 | 28 | 0.100 | 0.200 | 3.000 | 30× | 0.110 | 0.050 | 2.0e-16 |" in text
     assert "max \\|Δ\\|" in text  # the pipe inside a cell is escaped
     skipped = rt.render_adapters({"micro": {"ffsim": {"skipped": "ffsim is not installed"}}}, "micro")
     assert skipped == "ffsim comparison skipped: ffsim is not installed."
