@@ -64,19 +64,6 @@ class Rotation:
                         None if self.dense is None else [None if B is None else B.to(dtype) for B in self.dense])
 
 
-def rotation_cost(n: int, orders: Sequence[int], mode: str = "auto") -> int:
-    """Multiply-adds per rotated vector per block (the cost model of :meth:`Rotation.from_matrix`)."""
-    total = 0
-    for k in orders:
-        if k == 1:
-            total += n * n
-        elif mode == "dense" or (mode == "auto" and not exterior_cheaper(n, k)):
-            total += dense_cost(n, k)
-        else:
-            total += exterior_cost(n, k)
-    return total
-
-
 #: Relative cost of one multiply-add of the k ≥ 2 exterior kernel against one of a large GEMM.
 #: The exterior route runs as n-wide batched matmuls plus scatter/gather copies: measured about
 #: 10 GMAC/s against 29–35 GMAC/s for the frozen layer's own 1024 × d × d matmul (n = 27–44,
@@ -84,10 +71,11 @@ def rotation_cost(n: int, orders: Sequence[int], mode: str = "auto") -> int:
 EXTERIOR_MAC_WEIGHT = 3.0
 
 
-def rotation_time(n: int, orders: Sequence[int], mode: str = "auto") -> float:
-    """:func:`rotation_cost` in GEMM-equivalent multiply-adds: the exterior terms weighted by
-    :data:`EXTERIOR_MAC_WEIGHT`. What the layers compare when they choose between rotating the
-    activations and rotating the weight (the latter adds one full-size GEMM, dL/dW')."""
+def rotation_time(n: int, orders: Sequence[int], mode: str = "auto",
+                  exterior_weight: float = EXTERIOR_MAC_WEIGHT) -> float:
+    """Multiply-adds per rotated vector per block in GEMM-equivalents: the exterior terms weighted by
+    ``exterior_weight``. What the layers compare when they choose between rotating the activations
+    and rotating the weight (the latter adds one full-size GEMM, dL/dW')."""
     total = 0.0
     for k in orders:
         if k == 1:
@@ -95,8 +83,13 @@ def rotation_time(n: int, orders: Sequence[int], mode: str = "auto") -> float:
         elif mode == "dense" or (mode == "auto" and not exterior_cheaper(n, k)):
             total += dense_cost(n, k)
         else:
-            total += EXTERIOR_MAC_WEIGHT * exterior_cost(n, k)
+            total += exterior_weight * exterior_cost(n, k)
     return total
+
+
+def rotation_cost(n: int, orders: Sequence[int], mode: str = "auto") -> int:
+    """Plain multiply-adds per rotated vector per block (the cost model of :meth:`Rotation.from_matrix`)."""
+    return int(rotation_time(n, orders, mode, exterior_weight=1.0))
 
 
 def _dense_apply(v: torch.Tensor, B: torch.Tensor, transpose: bool) -> torch.Tensor:
