@@ -58,6 +58,10 @@ _ADAPTER_GRID = {"text": (3e-4, 1e-3, 3e-3), "digits": (1e-3, 3e-3, 1e-2)}
 _ORTHO_GRID = {"text": (1e-3, 3e-3, 1e-2), "digits": (3e-3, 1e-2, 3e-2)}
 _ANGLE_GRID = {"text": (1e-3, 3e-3, 1e-2, 3e-2), "digits": (1e-2, 3e-2, 1e-1)}
 _HEAD_GRID = {"text": (1e-3, 3e-3, 1e-2), "digits": (3e-3, 1e-2, 3e-2)}
+#: Quantum-PEFT: the swept lr is the angles' lr; λ gets the library's ratio (lr_hint: θ 5e-2, λ 2e-1,
+#: chosen on validation in benchmarks/qpeft_study.py)
+_QPEFT_GROUPS = {"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
+                 "qpeft_theta": 1.0}
 #: QuIC on the CNN rotates the input side of each layer (as OFT does): measured far better there
 #: than the output side the QuIC paper uses for transformers.
 _QUIC_DIGITS = {"rotate": "input"}
@@ -119,22 +123,22 @@ METHOD_SPECS: dict[str, MethodSpec] = {m.name: m for m in [
     *_quic_rows(),
     MethodSpec("qpeft", "qpeft", "Quantum-PEFT rank 8, 1 layer", {"rank": 8, "n_layers": 1},
                grid={"text": (1e-2, 3e-2, 1e-1), "digits": (3e-2, 1e-1, 3e-1)},
-               # the swept lr is the angles' lr; λ gets the library's ratio (lr_hint: θ 5e-2, λ 2e-1,
-               # chosen on validation in benchmarks/qpeft_study.py)
-               lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
-                          "qpeft_theta": 1.0}),
+               lr_groups=_QPEFT_GROUPS),
     MethodSpec("qpeft-l3", "qpeft", "Quantum-PEFT rank 8, 3 layers", {"rank": 8, "n_layers": 3},
                grid={"text": (1e-2, 3e-2, 1e-1), "digits": (3e-2, 1e-1, 3e-1)},
-               lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
-                          "qpeft_theta": 1.0}),
+               lr_groups=_QPEFT_GROUPS),
     # one layer on all four attention projections (1,344 parameters on MiniLM, 55× fewer than
     # LoRA q/v): breadth instead of depth at about the same budget as qpeft-l3 (measured: no
     # better, 0.735 ± 0.018 against 0.738 ± 0.007 test accuracy, 3 seeds)
     MethodSpec("qpeft-qkvo", "qpeft", "Quantum-PEFT rank 8, 1 layer, q/k/v/o",
                {"rank": 8, "n_layers": 1, "targets": ("query", "key", "value", "attention.output.dense")},
                grid={"text": (1e-2, 3e-2, 1e-1)}, tasks=("text",),
-               lr_groups={"qpeft_lambda": QuantumPEFTConfig.lr_hint["lambda"] / QuantumPEFTConfig.lr_hint["theta"],
-                          "qpeft_theta": 1.0}),
+               lr_groups=_QPEFT_GROUPS),
+    # rank instead of depth or breadth: each extra column costs one λ (the circuit's angles do not
+    # grow with K), so rank 32 / 64 on q/v is 960 / 1,344 parameters (77× / 55× fewer than LoRA)
+    *[MethodSpec(f"qpeft-r{k}", "qpeft", f"Quantum-PEFT rank {k}, 1 layer", {"rank": k, "n_layers": 1},
+                 grid={"text": (1e-2, 3e-2, 1e-1)}, tasks=("text",),
+                 lr_groups=_QPEFT_GROUPS) for k in (32, 64)],
 ]}
 
 #: What the harness runs by default: every method but full fine-tuning.
