@@ -120,7 +120,9 @@ class Method:
     family: str  # "lora" | "oft" | "boft" | "quic" | "qpeft"
     parameterization: str | None = None
     orders: tuple[int, ...] = ()
-    rotate: str = "output"  # QuIC: "output" | "both" (an output- and an input-side adapter chained)
+    # QuIC: "auto" (each layer's narrower side: the output of square q/v, the input of a 768 → 3072
+    # FFN input) | "both" (an output- and an input-side adapter chained)
+    rotate: str = "auto"
 
     @property
     def circuit(self) -> bool:
@@ -170,7 +172,8 @@ def apply_method(m: Method, model: nn.Module, w: Workload) -> nn.Module:
     if m.family == "quic":
         size: dict[str, int] = {"n_blocks": 1} if m.orders != (1,) else {"block_size": QUIC_K1_BLOCK}
         qcfg: Any = QuICConfig(target_modules=targets, modules_to_save=head, orders=m.orders,
-                               parameterization=m.parameterization, **size)
+                               parameterization=m.parameterization,
+                               rotate="output" if m.rotate == "both" else m.rotate, **size)
         if m.rotate == "both":
             qm = get_quicq_model(model, qcfg)
             with warnings.catch_warnings():  # "the head stays frozen": it trains through "default"

@@ -263,8 +263,8 @@ def add_method_args(p: argparse.ArgumentParser, *, default_methods: Sequence[str
     p.add_argument("--quic-blocks", type=int, help="QuIC blocks N per layer (all quic-* methods)")
     p.add_argument("--quic-orders", help="QuIC Hamming weights K, e.g. 1,2 (all quic-* methods)")
     p.add_argument("--quic-layers", type=int, help="brick layers (quic-brick)")
-    p.add_argument("--quic-rotate", choices=("output", "input", "both"),
-                   help="side of each layer that QuIC rotates (both: two chained adapters)")
+    p.add_argument("--quic-rotate", choices=("output", "input", "auto", "both"),
+                   help="side of each layer that QuIC rotates (auto: the narrower; both: two chained adapters)")
     p.add_argument("--qpeft-rank", type=int)
     p.add_argument("--qpeft-layers", type=int)
     p.add_argument("--lr", action="append", default=[], metavar="METHOD=LR",

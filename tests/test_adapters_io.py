@@ -35,6 +35,8 @@ CASES = {
                        QuICConfig(target_modules=["0", "2"], n_blocks=2, parameterization="brick", n_layers=3,
                                   block_share=True)),
     "mlp-qpeft": (mlp, torch.randn(3, 16), QuantumPEFTConfig(target_modules=r"[024]", rank=2, scale=0.5)),
+    "mlp-quic-auto-side": (mlp, torch.randn(3, 16),
+                           QuICConfig(target_modules=["0", "2"], n_blocks=1, rotate="auto")),
     "conv-quic-input": (convnet, torch.randn(2, 3, 6, 6),
                         QuICConfig(target_modules=["2"], n_blocks=2, rotate="input")),
     "bert-cayley-saved": (bert_cls, {"input_ids": IDS},

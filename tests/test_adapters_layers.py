@@ -327,3 +327,42 @@ def test_spec_errors_name_module_and_size():
         get_quicq_model(nn.Sequential(nn.Conv2d(4, 4, 1, groups=2)), QuICConfig(target_modules=["0"], n_blocks=1))
     with pytest.raises(AdapterConfigError, match=r"module '0' \(LayerNorm\).*only nn.Linear"):
         get_quicq_model(nn.Sequential(nn.LayerNorm(4)), QuICConfig(target_modules=["0"]))
+
+
+def test_rotate_auto_takes_each_layers_narrower_side():
+    # 8 → 24 (input narrower), 24 → 12 (output narrower), 12 → 12 (tie: output)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 24), nn.Linear(24, 12), nn.Linear(12, 12)).double()
+    want = [(8, "input"), (12, "output"), (12, "output")]
+    cfg = QuICConfig(target_modules=["0", "1", "2"], n_blocks=1, rotate="auto", apply_mode="activations")
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    qm = get_quicq_model(model, cfg)
+    layers = [qm.base_model[i] for i in range(3)]
+    assert [(L.quic_spec["default"].d, L.quic_spec["default"].rotate) for L in layers] == want
+    # the same map as asking each layer for its side explicitly
+    randomize_adapters(qm)
+    x = torch.randn(4, 8, dtype=torch.float64)
+    h = x
+    for L, (_, side) in zip(layers, want):
+        lin = nn.Linear(L.base_layer.in_features, L.base_layer.out_features).double()
+        lin.load_state_dict(L.base_layer.state_dict())
+        R = dense_rotation(L)
+        h = h @ lin.weight.T @ R.T + lin.bias if side == "output" else h @ R.T @ lin.weight.T + lin.bias
+    torch.testing.assert_close(qm(x), h, atol=1e-12, rtol=0)
+    # parameter counts without building the model agree, side by side
+    from quicq.adapters.counts import count_model
+
+    fresh = nn.Sequential(nn.Linear(8, 24), nn.Linear(24, 12), nn.Linear(12, 12))
+    fresh.load_state_dict(base)
+    assert count_model(fresh, ["0", "1", "2"], "quic", n_blocks=1, rotate="auto") == sum(
+        p.numel() for n, p in qm.named_parameters() if "quic_params" in n)
+
+
+def test_rotate_auto_passes_over_a_side_the_blocks_do_not_fit():
+    # blocks of 8 cannot tile the 4-wide input of 4 → 16, so auto rotates the output
+    qm, layer = single(nn.Linear(4, 16), QuICConfig(target_modules=["0"], block_size=8, orders=(1,), rotate="auto"))
+    assert (layer.quic_spec["default"].rotate, layer.quic_spec["default"].d) == ("output", 16)
+    from quicq.adapters.counts import count_model
+
+    assert count_model(nn.Sequential(nn.Linear(4, 16)), ["0"], "quic", block_size=8, orders=(1,), rotate="auto") \
+        == layer.quic_params["default"].numel()

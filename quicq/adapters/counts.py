@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quicq._optional import require
+from quicq.adapters.config import ROTATE_SIDES, resolve_rotate
 from quicq.circuits.pauli import pauli_param_count
 
 __all__ = [
@@ -140,6 +141,15 @@ def quic_block_params(n: int, parameterization: str = "pyramid", n_layers: int |
     )
 
 
+def quic_fits(d: int, **kw: Any) -> bool:
+    """Whether QuIC blocks with the keywords of :func:`quic_params` tile a side of size ``d``."""
+    try:
+        quic_params(d, **kw)
+    except ValueError:
+        return False
+    return True
+
+
 def quic_params(
     d_out: int,
     n_blocks: int | None = None,
@@ -232,9 +242,10 @@ def _module_count(shape: ModuleShape, method: str, kw: dict[str, Any]) -> int:
     if method == "quic":
         kw = dict(kw)
         rotate = kw.pop("rotate", "output")
-        if rotate not in ("output", "input"):
-            raise ValueError(f"rotate must be 'output' or 'input', got {rotate!r}")
-        return quic_params(shape.d_out if rotate == "output" else shape.d_in, **kw)
+        if rotate not in ROTATE_SIDES:
+            raise ValueError(f"rotate must be one of {list(ROTATE_SIDES)}, got {rotate!r}")
+        side = resolve_rotate(rotate, shape.d_out, shape.d_in, lambda d: quic_fits(d, **kw))
+        return quic_params(shape.d_out if side == "output" else shape.d_in, **kw)
     if method == "qpeft":
         return qpeft_params(shape.d_out, shape.d_in, **kw)
     if method == "lora":
@@ -248,7 +259,7 @@ def count_model_detail(
     """Per-module counts: ``[(shape, params), ...]`` for every matching Linear.
 
     ``method`` is ``"quic"`` (keywords of :func:`quic_params` except ``d_out``, plus
-    ``rotate="output"|"input"``: which side of the Linear is split into blocks), ``"qpeft"``
+    ``rotate="output"|"input"|"auto"``: which side of the Linear is split into blocks), ``"qpeft"``
     (``rank``, ``n_layers``) or ``"lora"`` (``r``).
     """
     return [(s, _module_count(s, method, kw)) for s in linear_shapes(model, target_modules)]

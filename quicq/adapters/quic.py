@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from quicq.adapters.apply import Rotation, apply_rotation, rotation_time
-from quicq.adapters.config import AdapterConfigError, QuICConfig
+from quicq.adapters.config import AdapterConfigError, QuICConfig, resolve_rotate
 from quicq.adapters.forward_batch import ForwardBatch
-from quicq.adapters.counts import quic_block_dim
+from quicq.adapters.counts import quic_block_dim, quic_fits
 from quicq.adapters.geometry import (adapter_dtype, canonical_weight, channel_axis, forward_with_weight,
                                      layer_geometry, write_canonical_weight)
 from quicq.adapters.parameterizations import Parameterization, get_parameterization
@@ -117,8 +117,13 @@ class QuICSpec:
     def build(cls, config: QuICConfig, base: nn.Module, name: str) -> QuICSpec:
         """Resolve ``config`` on base layer ``base`` (module ``name``); raise with name and size."""
         geo = layer_geometry(base, name)
-        d = geo.out_features if config.rotate == "output" else geo.in_features
-        side = "out_features" if config.rotate == "output" else "in_features"
+        sizing = {"n_blocks": config.n_blocks, "block_size": config.block_size, "orders": config.orders,
+                  "parameterization": config.parameterization,
+                  "n_layers": config.n_layers if config.parameterization == "brick" else None}
+        rotate = resolve_rotate(config.rotate, geo.out_features, geo.in_features,
+                                lambda d: quic_fits(d, **sizing))
+        d = geo.out_features if rotate == "output" else geo.in_features
+        side = "out_features" if rotate == "output" else "in_features"
         if config.block_size is not None:
             b = config.block_size
             if b > d:
@@ -149,7 +154,7 @@ class QuICSpec:
         chart = _param(p, n, config.n_layers, config.start)
         n_shared = 1 if config.block_share else N
         return cls(
-            module_name=name, kind=geo.kind, rotate=config.rotate, d=d, n_blocks=N, block_size=b, n=n,
+            module_name=name, kind=geo.kind, rotate=rotate, d=d, n_blocks=N, block_size=b, n=n,
             orders=tuple(config.orders), dims=tuple(math.comb(n, k) for k in config.orders),
             parameterization=p, n_layers=config.n_layers, block_share=config.block_share,
             apply_mode=config.apply_mode, param_shape=(n_shared, *chart.param_shape), start=config.start,
