@@ -1,4 +1,5 @@
-"""The fused Pauli engine against the generic statevector engine (the reference)."""
+"""The Pauli engines (compiled row program and Kronecker/GEMM stages) against the generic
+statevector engine (the reference)."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,19 @@ import torch
 from quicq.circuits import CircuitError, code_indices, pauli
 from quicq.circuits.pauli import pauli_param_count
 from quicq.engine import pauli_columns, statevector_block
-from quicq.engine.pauli import _pauli_plan
+from quicq.engine._pauli_gemm import _pauli_plan
 from quicq.engine.pauli_init import START_RULES, participation_ratio, pauli_start_angles
+
+
+@pytest.fixture(params=["compiled", "gemm"])
+def engine(request, monkeypatch):
+    """Run the test on each engine: the compiled row program (CPU default) and the GEMM stages."""
+    from quicq.engine import _givens_jit as jit
+
+    if request.param == "compiled" and not jit.AVAILABLE:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(jit, "AVAILABLE", request.param == "compiled")
+    return request.param
 
 
 def _reference(c, th, K):
@@ -18,7 +30,7 @@ def _reference(c, th, K):
 
 @pytest.mark.parametrize("register", ["chain", "full"])
 @pytest.mark.parametrize("N", [2, 4, 8, 16, 64, 256, 6, 12, 24, 96, 384, 3, 5, 10])
-def test_values_and_gradients_match_the_statevector_engine(N, register):
+def test_values_and_gradients_match_the_statevector_engine(N, register, engine):
     rng = np.random.default_rng(N)
     for L in (0, 1, 2, 3):
         c = pauli(N, L, register)
@@ -34,7 +46,7 @@ def test_values_and_gradients_match_the_statevector_engine(N, register):
 
 
 @pytest.mark.parametrize("N", [768, 1536])
-def test_large_widths_match(N):
+def test_large_widths_match(N, engine):
     c = pauli(N, 1)
     th = torch.rand(c.n_params, dtype=torch.float64, requires_grad=True)
     A, B = pauli_columns(c, th, 8), _reference(c, th, 8)
@@ -44,7 +56,7 @@ def test_large_widths_match(N):
                           atol=1e-12, rtol=0)
 
 
-def test_gradcheck_and_every_grouping():
+def test_gradcheck_and_every_grouping(engine):
     c = pauli(24, 2, "full")
     th = torch.rand(3, c.n_params, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: pauli_columns(c, t, 5), (th,), eps=1e-6, atol=1e-7)
@@ -120,3 +132,31 @@ def test_small_registers_are_not_one_dense_group(N):
     # single 128×128 group ran 2.8–5.8× slower than (8, 16), which the cost model must see
     for batch in (1, 2):
         assert max(_pauli_plan(pauli(N, 1), batch, 8).dims) < N
+
+
+@pytest.mark.parametrize("N", [768, 96, 6])
+def test_compiled_program_runs_are_exact_merges(N):
+    """The row program's runs never reach into their partner run, and running the unmerged
+    program (every run split into single rows) gives the same columns."""
+    from quicq.circuits.pauli import pauli_structure
+    from quicq.engine import _givens_jit as jit
+    from quicq.engine._pauli_program import pauli_program
+
+    if not jit.AVAILABLE:
+        pytest.skip("numba not installed")
+    kind, a, b, slot, length = pauli_program(pauli_structure(N, 2))
+    rot = kind == 0
+    assert (np.abs(b[rot] - a[rot]) >= length[rot]).all() and length.max() > 1
+    single = [np.repeat(x, length) for x in (kind, a, b, slot)]
+    offs = np.concatenate([np.arange(n) for n in length])
+    single[1] = single[1] + offs
+    single[2] = np.where(single[0] == 0, single[2] + offs, 0)
+    single.append(np.ones_like(single[0]))
+    th = np.random.default_rng(0).uniform(-3, 3, (2, pauli(N, 2).n_params))
+    outs = []
+    for prog in ((kind, a, b, slot, length), tuple(np.ascontiguousarray(x) for x in single)):
+        U = np.zeros((2, N, 4))
+        U[:, np.arange(4), np.arange(4)] = 1.0
+        jit.givens_forward(U, th, *prog)
+        outs.append(U)
+    assert np.abs(outs[0] - outs[1]).max() < 1e-13

@@ -91,10 +91,10 @@ def unary_plan(circuit: Circuit) -> tuple[UnaryStep, ...]:
 
 
 @lru_cache(maxsize=256)
-def unary_program(circuit: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def unary_program(circuit: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The unary plan as a flat gate program for the compiled kernels (:mod:`._givens_jit`):
-    int64 arrays (kind, a, b, slot) in layer order, kind 0 = Givens rotation of rows (a, b) by
-    θ[slot], 1 = sign flip of row a (b, slot unused)."""
+    int64 arrays (kind, a, b, slot, length) in layer order, kind 0 = Givens rotation of rows
+    (a, b) by θ[slot], 1 = sign flip of row a (b, slot unused); length 1 (one row pair each)."""
     kind, a, b, slot = [], [], [], []
     for step in unary_plan(circuit):
         if step.kind == "sign":
@@ -107,4 +107,5 @@ def unary_program(circuit: Circuit) -> tuple[np.ndarray, np.ndarray, np.ndarray,
             a += step.a.tolist()
             b += step.b.tolist()
             slot += step.slots.tolist()
-    return tuple(np.ascontiguousarray(x, dtype=np.int64) for x in (kind, a, b, slot))  # type: ignore[return-value]
+    length = [1] * len(kind)  # one row pair per operation (the kernels' run length)
+    return tuple(np.ascontiguousarray(x, dtype=np.int64) for x in (kind, a, b, slot, length))  # type: ignore[return-value]
