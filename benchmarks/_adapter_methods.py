@@ -123,6 +123,7 @@ class Method:
     # QuIC: "auto" (each layer's narrower side: the output of square q/v, the input of a 768 → 3072
     # FFN input) | "both" (an output- and an input-side adapter chained)
     rotate: str = "auto"
+    rank: int = QPEFT_RANK  # Quantum-PEFT's K
 
     @property
     def circuit(self) -> bool:
@@ -136,7 +137,7 @@ class Method:
             how = "1 block" if self.orders != (1,) else f"blocks of {QUIC_K1_BLOCK}"
             return f"QuIC {self.parameterization} {ks} ({how}" + (", both sides)" if self.rotate == "both" else ")")
         return {"lora": f"LoRA r={LORA_R}", "oft": f"peft OFT b={OFT_BLOCK}",
-                "boft": f"peft BOFT b={BOFT_BLOCK} (factor {BOFT_FACTOR} asked; peft uses 1 on CPU)", "qpeft": f"Quantum-PEFT K={QPEFT_RANK}, L=1"}[self.family]
+                "boft": f"peft BOFT b={BOFT_BLOCK} (factor {BOFT_FACTOR} asked; peft uses 1 on CPU)", "qpeft": f"Quantum-PEFT K={self.rank}, L=1"}[self.family]
 
 
 def all_methods() -> list[Method]:
@@ -148,7 +149,9 @@ def all_methods() -> list[Method]:
         ms += [Method(f"quic-{p}-k12", "quic", p, (1, 2)), Method(f"quic-{p}-k1", "quic", p, (1,))]
     # the most accurate circuit configuration of benchmarks/accuracy.py (two rotations per module)
     ms.append(Method("quic-pyramid-k12-both", "quic", "pyramid", (1, 2), rotate="both"))
-    return ms + [Method("qpeft", "qpeft")]
+    # rank costs one λ per column (the circuits do not grow): K = 64 is the accuracy harness's
+    # best Quantum-PEFT row at ≥ 50× fewer parameters than LoRA
+    return ms + [Method("qpeft", "qpeft"), Method("qpeft-r64", "qpeft", rank=64)]
 
 
 def apply_method(m: Method, model: nn.Module, w: Workload) -> nn.Module:
@@ -183,7 +186,7 @@ def apply_method(m: Method, model: nn.Module, w: Workload) -> nn.Module:
             qm.set_adapter(["default", "input"])
             return qm
     else:
-        qcfg = QuantumPEFTConfig(target_modules=targets, modules_to_save=head, rank=QPEFT_RANK)
+        qcfg = QuantumPEFTConfig(target_modules=targets, modules_to_save=head, rank=m.rank)
     return get_quicq_model(model, qcfg)
 
 
