@@ -124,6 +124,7 @@ class Method:
     # FFN input) | "both" (an output- and an input-side adapter chained)
     rotate: str = "auto"
     rank: int = QPEFT_RANK  # Quantum-PEFT's K
+    groups: tuple[str, ...] | None = None  # the workload groups it applies to (None: every one)
 
     @property
     def circuit(self) -> bool:
@@ -151,7 +152,9 @@ def all_methods() -> list[Method]:
     ms.append(Method("quic-pyramid-k12-both", "quic", "pyramid", (1, 2), rotate="both"))
     # rank costs one λ per column (the circuits do not grow): K = 64 is the accuracy harness's
     # best Quantum-PEFT row at ≥ 50× fewer parameters than LoRA
-    return ms + [Method("qpeft", "qpeft"), Method("qpeft-r64", "qpeft", rank=64)]
+    # best Quantum-PEFT row at ≥ 50× fewer parameters than LoRA; the digits CNN's conv2 has 32
+    # output channels, fewer than 64 columns
+    return ms + [Method("qpeft", "qpeft"), Method("qpeft-r64", "qpeft", rank=64, groups=("minilm", "qv", "all-linear"))]
 
 
 def apply_method(m: Method, model: nn.Module, w: Workload) -> nn.Module:

@@ -97,6 +97,8 @@ def run_workload(w: Any, methods: list[Any], args: argparse.Namespace) -> dict[s
     live: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     for m in methods:
+        if m.groups is not None and w.group not in m.groups:
+            continue  # not defined there (e.g. rank 64 on a 32-channel conv)
         try:
             torch.manual_seed(args.seed)
             model = am.apply_method(m, am.clone_sharing(base, w.head), w)

@@ -39,9 +39,12 @@ def test_adapter_benchmark_smoke(tmp_path):
     for wl in data["workloads"]:
         assert wl["errors"] == {}, wl["errors"]
         rows = {r["method"]: r for r in wl["rows"]}
-        assert list(rows) == expected
+        assert list(rows) == expected + (["qpeft-r64"] if wl["workload"] != "digits" else [])
         one, both = rows["quic-pyramid-k12"]["adapter_params"], rows["quic-pyramid-k12-both"]["adapter_params"]
         assert both == 2 * one if wl["workload"] == "bert64-qv" else both > one  # q/v are square
+        if "qpeft-r64" in rows:
+            k8, k64 = rows["qpeft"]["adapter_params"], rows["qpeft-r64"]["adapter_params"]
+            assert k64 > k8 and (k64 - k8) % (64 - 8) == 0  # one λ per extra column, circuits unchanged
         assert rows["lora"]["time_over_lora"]["median"] == 1.0 and rows["lora"]["peak_over_lora"] == 1.0
         for r in rows.values():
             s = r["step_ms"]
