@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                     acc = "diverged" if rec.get("error") else f"val {rec['val_acc']:.4f} test {rec['test_acc']:.4f}"
                     print(f"[{time.perf_counter() - t0:7.0f}s] {plan.task} {rec['method']:>15} lr={rec['lr']:<8g} "
                           f"seed={rec['seed']}: {acc}, {rec['step_ms']:.1f} ms/step, {rec['train_s']:.0f} s", flush=True)
+            if args.dry_run:  # nothing pending here: a dry run writes nothing, not even a summary
+                continue
             data["summaries"][plan.task] = plan.summary(data["runs"], command)
             done_tasks.append(plan.task)
             save_results(jpath, data, done_tasks)
@@ -406,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    if args.dry_run:
+        print("nothing to run")
+        return 0
     (out / "accuracy.md").write_text(markdown(data["summaries"]) + "\n")
     png = plot(data["summaries"], out / "accuracy.png")
     print(markdown({t: data["summaries"][t] for t in tasks}))

@@ -130,6 +130,11 @@ def test_smoke_run_and_resume(tmp_path):
     assert "seed=0: val" not in again.stdout
     data2 = json.loads((tmp_path / "accuracy.json").read_text())
     assert data2["runs"] == data["runs"] and len(data2["invocations"]) == 2
+    # a dry run with nothing pending writes nothing (it once rewrote the summary under its own command)
+    before = {f: (tmp_path / f).read_bytes() for f in ("accuracy.json", "accuracy.md")}
+    dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert dry.returncode == 0 and "nothing to run" in dry.stdout, dry.stderr[-3000:]
+    assert {f: (tmp_path / f).read_bytes() for f in before} == before
     (tmp_path / "accuracy.md").unlink()
     rep = subprocess.run([*cmd, "--report-only"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert rep.returncode == 0, rep.stderr[-3000:]
