@@ -110,6 +110,14 @@ def test_accuracy_per_task_argument(results: Path) -> None:
     assert "**digits**" in both and "**text**" in both
     with pytest.raises(rt.ReadmeTablesError, match="no task 'cifar'"):
         rt.render_section("accuracy:cifar", results)
+    # a later invocation for another task does not become this task's provenance
+    data = json.loads((results / "accuracy.json").read_text())
+    data["invocations"].append({"command": "python benchmarks/accuracy.py --task text", "tasks": ["text"],
+                                "commit": "feedfacefeedfacefeedfacefeedfacefeedface", "date": "2026-12-09T00:00:00+00:00"})
+    data["invocations"][0]["tasks"] = ["digits"]
+    (results / "accuracy.json").write_text(json.dumps(data))
+    sub = rt.render_section("accuracy:digits", results).split("<sub>")[1]
+    assert "commit 633b7f2" in sub and "2026-12-01" in sub and "feedfac" not in sub
 
 
 def test_a_changed_result_makes_readme_stale(results: Path) -> None:

@@ -440,8 +440,16 @@ class Source:
 
 
 def _accuracy_meta(data: Mapping[str, Any], arg: str | None) -> Mapping[str, Any]:
+    """A task's summary settings, with the commit and date of the last invocation that ran that
+    task (not of the file's last invocation, which may have been another task's)."""
     s = (data.get("summaries") or {}).get(arg) if arg else None
-    return {k: s[k] for k in ("command", "threads", "cpu_count") if k in s} if isinstance(s, Mapping) else {}
+    if not isinstance(s, Mapping):
+        return {}
+    meta = {k: s[k] for k in ("command", "threads", "cpu_count") if k in s}
+    inv = [i for i in data.get("invocations") or [] if isinstance(i, Mapping) and arg in (i.get("tasks") or [])]
+    if inv:
+        meta.update({k: inv[-1][k] for k in ("commit", "date") if k in inv[-1]})
+    return meta
 
 
 # result name → renderer. Names without an entry use render_generic on results/<name>.json.
