@@ -290,7 +290,11 @@ class QuantumPEFTConfig(AdapterConfig):
     n_layers)``, V likewise for d_in; any sizes ≥ 2 work.
 
     Attributes:
-        rank: K, the number of columns (≤ min(d_out, d_in)).
+        rank: K, the number of columns (≤ min(d_out, d_in)). Each column costs one λ; the
+            circuits do not grow with K (their angles depend on the sizes and ``n_layers`` only),
+            while the compute grows like LoRA's with its rank. On MiniLM / Rotten Tomatoes q/v
+            (``results/accuracy.json``, lr on validation, 3 seeds) K = 8 / 32 / 64 reached test
+            0.722 / 0.746 / 0.749 (LoRA r=8: 0.792) with 672 / 960 / 1,344 parameters.
         n_layers: L, entangling layers of each Pauli circuit.
         scale: multiplies ΔW.
         alpha: LoRA-style alternative: when set, scale = alpha / rank (then leave ``scale`` at 1).
