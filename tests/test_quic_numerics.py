@@ -3,6 +3,8 @@ and a forward that stays on the module's device (meta) without host syncs."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from adapters_helpers import one_thread  # noqa: F401
@@ -176,3 +178,27 @@ def test_k2_compiled_pack_equals_the_torch_path(dtype, blocks, monkeypatch):
     for a, b in zip(res[:2], res[2:]):
         for x, y in zip(a, b):
             torch.testing.assert_close(x, y, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_empty_batches_pass_every_route(k):
+    """Zero tokens (an empty batch) go through the exterior kernels and the layers without a
+    zero-length chunk step: empty outputs, zero block gradients."""
+    from quicq.engine.exterior import exterior_apply
+
+    n, D = 6, math.comb(6, k)
+    for blocks in (1, 2):
+        U = torch.linalg.qr(torch.randn(blocks, n, n, dtype=torch.float64))[0].requires_grad_()
+        v = torch.randn(0, blocks, D, dtype=torch.float64, requires_grad=True)
+        y = exterior_apply(U, v, k)
+        y.sum().backward()
+        assert y.shape == (0, blocks, D) and U.grad is not None and not U.grad.any()
+    for apply_mode in ("activations", "weight"):
+        for compound_mode in ("exterior", "dense"):
+            model = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 4))
+            qm = get_quicq_model(model, QuICConfig(target_modules=["0"], n_blocks=1, orders=(1, 2),
+                                                   apply_mode=apply_mode, compound_mode=compound_mode))
+            x = torch.randn(3, 0, 64, requires_grad=True)
+            out = qm(x)
+            out.sum().backward()
+            assert out.shape == (3, 0, 4)

@@ -124,7 +124,7 @@ def _token_chunk(n: int, m: int, itemsize: int) -> int:
     kernel runs memory-bound — measured 2.9× slower than in chunks of 128 there, 1.3× at 1024
     tokens. Below 32 tokens the matmuls get too thin to pay for the loop."""
     c = 1 << max(5, (_CHUNK_BYTES // max(1, n * n * itemsize)).bit_length() - 1)
-    return min(m, c)
+    return max(1, min(m, c))  # ≥ 1: an empty batch (m = 0) walks no chunk instead of a zero step
 
 
 def _use_jit(t: torch.Tensor) -> bool:
