@@ -160,3 +160,13 @@ def test_compiled_program_runs_are_exact_merges(N):
         jit.givens_forward(U, th, *prog)
         outs.append(U)
     assert np.abs(outs[0] - outs[1]).max() < 1e-13
+
+
+@pytest.mark.parametrize("lead", [(0,), (2, 0)])
+def test_an_empty_batch_of_angles(lead, engine):
+    """No angle sets in: empty columns out, an empty gradient back (no reshape ambiguity)."""
+    c = pauli(12, 1)
+    th = torch.randn(*lead, c.n_params, requires_grad=True)
+    Q = pauli_columns(c, th, 3)
+    Q.sum().backward()
+    assert Q.shape == (*lead, 12, 3) and th.grad.shape == th.shape

@@ -33,14 +33,17 @@ class _PauliColumns(torch.autograd.Function):
     """Q(θ)[:, :K] of a Pauli circuit with an exact, storage-free reverse pass.
 
     On CPU (float32/64, numba present) the circuit runs as one compiled row-operation program
-    each way (:mod:`._pauli_program`); elsewhere the Kronecker/GEMM stages above, which stay the
-    compiled path's witness in the tests."""
+    each way (:mod:`._pauli_program`); elsewhere the Kronecker/GEMM stages, which stay the
+    compiled path's witness in the tests. No angle sets in (an empty batch): empty columns out."""
 
     @staticmethod
     def forward(ctx, th: torch.Tensor, circuit: Circuit, K: int) -> torch.Tensor:  # type: ignore[override]
         lead = th.shape[:-1]
         flat = th.detach().reshape(-1, th.shape[-1])
         s = structure_of(circuit)
+        if flat.shape[0] == 0:
+            ctx.state = ("empty", th.shape)
+            return th.new_zeros(*lead, s.N, K)
         if _cpu_numpy(th) and jit.AVAILABLE:
             half = np.ascontiguousarray(flat.numpy() * 0.5)  # RY(θ) rotates by θ/2
             U = np.zeros((half.shape[0], s.N, K), dtype=half.dtype)
@@ -60,10 +63,12 @@ class _PauliColumns(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        if ctx.state[0] == "empty":
+            return grad_out.new_zeros(ctx.state[1]), None, None
         if ctx.state[0] == "jit":
             _, s, half, U, lead, circuit = ctx.state
             A = grad_out.detach().to(torch.float64 if half.dtype == np.float64 else torch.float32)
-            A = np.array(A.reshape(half.shape[0], s.N, -1).numpy(), dtype=half.dtype, order="C", copy=True)
+            A = np.array(A.reshape(U.shape).numpy(), dtype=half.dtype, order="C", copy=True)
             grad = np.zeros_like(half)
             jit.givens_backward(U.copy(), A, half, grad, *circuit_program(circuit))
             return torch.from_numpy(grad * 0.5).reshape(*lead, -1), None, None
