@@ -139,6 +139,10 @@ METHOD_SPECS: dict[str, MethodSpec] = {m.name: m for m in [
     *[MethodSpec(f"qpeft-r{k}", "qpeft", f"Quantum-PEFT rank {k}, 1 layer", {"rank": k, "n_layers": 1},
                  grid={"text": (1e-2, 3e-2, 1e-1)}, tasks=("text",),
                  lr_groups=_QPEFT_GROUPS) for k in (32, 64)],
+    # the λ/θ lr ratio (4×, chosen at rank 8) re-examined at rank 64: λ at the angles' lr, and 16×
+    *[MethodSpec(f"qpeft-r64-lam{r:g}", "qpeft", f"Quantum-PEFT rank 64, 1 layer, λ lr {r:g}× θ lr",
+                 {"rank": 64, "n_layers": 1}, grid={"text": (1e-2, 3e-2, 1e-1)}, tasks=("text",),
+                 lr_groups={"qpeft_lambda": r, "qpeft_theta": 1.0}) for r in (1.0, 16.0)],
 ]}
 
 #: What the harness runs by default: every method but full fine-tuning.
