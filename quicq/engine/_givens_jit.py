@@ -11,8 +11,8 @@ same product): ``kind[i]`` 0 = Givens rotation of rows (a, b) by ``th[slot]``
 (U[a] ← c·U[a] − s·U[b], U[b] ← s·U[a] + c·U[b], the engine's RBS convention), 1 = sign flip
 of row a (a Z gate on the unary sector); ``length[i]`` consecutive row pairs (a + r, b + r) at
 once, the same angle (1 for a unary circuit; long runs for the Pauli engine's qubit rotations,
-whose row pairs come in contiguous blocks). Runs never overlap their partner run. Angles and matrices are batched over a leading axis.
-The matrices may be rectangular (B, rows, columns): the Pauli engine runs its first K columns
+whose row pairs come in contiguous blocks). Runs never overlap their partner run. Angles and
+matrices are batched over a leading axis. The matrices may be rectangular (B, rows, columns): the Pauli engine runs its first K columns
 through the same kernels (:mod:`._pauli_program`), where one angle drives many row pairs.
 
 If numba is not importable (an exotic platform), :data:`AVAILABLE` is False and the engine uses

@@ -11,7 +11,7 @@ a set of row operations on the N×K matrix of columns:
 
 That is exactly the program :mod:`._givens_jit` runs (kind 0 = rotation of rows (a, b) by
 ``th[slot]``, kind 1 = sign flip of row a), with ``th = θ/2`` and ∂L/∂θ = ½·∂L/∂th. Why: the
-Kronecker/GEMM engine in :mod:`.pauli` pays ~40 µs of dispatch per group and stage, so at
+Kronecker/GEMM engine (:mod:`._pauli_gemm`) pays ~40 µs of dispatch per group and stage, so at
 adapter sizes (N ≤ ~4096, K ≤ 64) it is bound by calls, not arithmetic; the compiled program is
 one call per forward and one per backward, whatever N and L.
 """

@@ -91,12 +91,18 @@ def exterior_cheaper(n: int, k: int) -> bool:
 
 
 @lru_cache(maxsize=64)
+def _pair_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``a``, columns ``b`` of each pair a < b in lexicographic order (the weight-2 basis),
+    and their flat upper indices a·n + b: the one definition both paths index by."""
+    a, b = np.triu_indices(n, 1)  # row-major upper triangle = lexicographic pairs
+    return a.astype(np.int64), b.astype(np.int64), (a * n + b).astype(np.int64)
+
+
+@lru_cache(maxsize=64)
 def _pair_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat indices a·n + b (``up``) and b·n + a (``low``) of each pair a < b, lexicographic."""
-    pairs = list(combinations(range(n), 2))
-    up = torch.tensor([a * n + b for a, b in pairs], dtype=torch.long)
-    low = torch.tensor([b * n + a for a, b in pairs], dtype=torch.long)
-    return up, low
+    """Flat indices a·n + b (``up``) and b·n + a (``low``) of each pair, as torch index tensors."""
+    a, b, up = _pair_arrays(n)
+    return torch.from_numpy(up.copy()), torch.from_numpy(b * n + a)
 
 
 def _antisym(v: torch.Tensor, up: torch.Tensor, low: torch.Tensor, n: int) -> torch.Tensor:
@@ -130,13 +136,6 @@ def _token_chunk(n: int, m: int, itemsize: int) -> int:
 def _use_jit(t: torch.Tensor) -> bool:
     """The compiled pack/unpack applies: numba present, CPU, float32/float64."""
     return _jit.AVAILABLE and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
-
-
-@lru_cache(maxsize=64)
-def _pair_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pair rows ``a``, columns ``b`` (a < b, lexicographic) and flat upper indices a·n + b."""
-    a, b = np.triu_indices(n, 1)  # row-major upper triangle = lexicographic pairs
-    return a.astype(np.int64), b.astype(np.int64), (a * n + b).astype(np.int64)
 
 
 _NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
